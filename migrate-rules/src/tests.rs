@@ -1,0 +1,325 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use proptest::prelude::*;
+use std::fs;
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn problems(files: &[(&str, &str)]) -> Vec<String> {
+    let dir = dir_with(files);
+    load_dir(dir.path())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn file_names() {
+    let up = |v, n| {
+        Some(FileName {
+            version: v,
+            name: n,
+            direction: Direction::Up,
+        })
+    };
+    assert_eq!(
+        parse_file_name("001_create_users.sql").unwrap(),
+        up(1, "create_users")
+    );
+    assert_eq!(parse_file_name("7.sql").unwrap(), up(7, ""));
+    assert_eq!(parse_file_name("0042_a-b_C.sql").unwrap(), up(42, "a-b_C"));
+    assert_eq!(
+        parse_file_name("2147483647_max.sql").unwrap(),
+        up(MAX_VERSION, "max")
+    );
+    assert_eq!(
+        parse_file_name("003_posts.down.sql").unwrap(),
+        Some(FileName {
+            version: 3,
+            name: "posts",
+            direction: Direction::Down
+        })
+    );
+    for ignored in [
+        "README.md",
+        ".001_hidden.sql",
+        "migrate.lock",
+        "001_x.sql~",
+        "notes.txt",
+    ] {
+        assert_eq!(parse_file_name(ignored).unwrap(), None, "{ignored}");
+    }
+}
+
+#[test]
+fn bad_file_names_are_errors_naming_the_file() {
+    for (bad, says) in [
+        ("create_users.sql", "does not start with a version"),
+        ("1-create.sql", "does not start with a version"),
+        ("001_.sql", "the name after `_` is empty"),
+        ("001_a b.sql", "contains ' '"),
+        ("001_x.up.sql", "up files have no `.up`"),
+        ("001_x.SQL", "lowercase"),
+        ("0_zero.sql", "version 0"),
+        ("000.sql", "version 0"),
+        ("2147483648_big.sql", "above 2147483647"),
+        ("20240101120000_timestamp.sql", "number migrations 1, 2, 3"),
+        ("99999999999999999999999_huge.sql", "above 2147483647"),
+    ] {
+        let err = parse_file_name(bad).unwrap_err();
+        assert_eq!(err.file, bad);
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn checksum_ignores_bom_and_crlf_only() {
+    let lf = checksum("CREATE TABLE a(x);\nCREATE TABLE b(y);\n");
+    assert_eq!(
+        checksum("\u{feff}CREATE TABLE a(x);\r\nCREATE TABLE b(y);\r\n"),
+        lf
+    );
+    assert_ne!(checksum("CREATE TABLE a(x);\nCREATE TABLE b(y); \n"), lf);
+    assert_ne!(checksum("CREATE TABLE a(x);\rCREATE TABLE b(y);\r"), lf);
+    // Known SHA-256 of "abc".
+    assert_eq!(
+        hex(&checksum("abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(parse_hex(&hex(&lf)), Some(lf));
+    assert_eq!(parse_hex("xyz"), None);
+}
+
+#[test]
+fn contents_rules() {
+    assert!(
+        !check_contents("f", "CREATE TABLE a(x);")
+            .unwrap()
+            .no_transaction
+    );
+    let nt = check_contents("f", "-- a comment\n-- migrate:no-transaction\nVACUUM;").unwrap();
+    assert!(nt.no_transaction);
+    assert!(
+        check_contents("f", "\u{feff}-- migrate:no-transaction\r\nVACUUM;")
+            .unwrap()
+            .no_transaction
+    );
+    // A directive-looking text inside a string is not a directive.
+    let s = check_contents("f", "INSERT INTO t VALUES ('-- migrate:nope');").unwrap();
+    assert!(!s.no_transaction);
+
+    for empty in [
+        "",
+        "   \n\t",
+        "-- only a comment\n",
+        "/* block */ -- and line",
+        ";\n;",
+        "\u{feff}",
+    ] {
+        let err = check_contents("009_empty.sql", empty).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("009_empty.sql: the file has no SQL statement"),
+            "{err}"
+        );
+    }
+    let err = check_contents("f.sql", "-- x\n-- migrate:no-transactoin\nVACUUM;").unwrap_err();
+    assert_eq!(err.line, Some(2));
+    assert!(
+        err.to_string()
+            .contains("unknown directive `-- migrate:no-transactoin`"),
+        "{err}"
+    );
+    let err =
+        check_contents("f.sql", "CREATE TABLE a(x);\n-- migrate:no-transaction\n").unwrap_err();
+    assert_eq!(err.line, Some(2));
+    assert!(err.to_string().contains("move it to the top"), "{err}");
+}
+
+#[test]
+fn trivia_and_keywords() {
+    let sql = "  -- c\n/* b */ ;\n begin /* x */ transaction; rollback to sp;";
+    let start = skip_trivia(sql, 0);
+    assert_eq!(&sql[start..start + 5], "begin");
+    assert_eq!(line_of(sql, start), 3);
+    assert_eq!(first_keywords(sql, 0, 2), ["BEGIN", "TRANSACTION"]);
+    let rb = sql.find("rollback").unwrap();
+    assert_eq!(first_keywords(sql, rb, 3), ["ROLLBACK", "TO", "SP"]);
+    assert_eq!(skip_trivia("/* unterminated", 0), 15);
+}
+
+#[test]
+fn load_dir_orders_by_number_not_text() {
+    let dir = dir_with(&[
+        ("1_a.sql", "CREATE TABLE a(x);"),
+        ("2_b.sql", "CREATE TABLE b(x);"),
+        ("10_j.sql", "CREATE TABLE j(x);"),
+        ("3.sql", "CREATE TABLE c(x);"),
+        ("4_d.sql", "SELECT 1;"),
+        ("5_e.sql", "SELECT 1;"),
+        ("6_f.sql", "SELECT 1;"),
+        ("7_g.sql", "SELECT 1;"),
+        ("8_h.sql", "SELECT 1;"),
+        ("9_i.sql", "SELECT 1;"),
+        ("9_i.down.sql", "SELECT 2;"),
+        ("README.md", "not a migration"),
+        (".hidden.sql", "garbage"),
+    ]);
+    fs::create_dir(dir.path().join("11_subdir.sql")).unwrap();
+    let loaded = load_dir(dir.path()).unwrap();
+    let versions: Vec<u32> = loaded.iter().map(|m| m.version).collect();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    assert_eq!(loaded[9].name, "j");
+    assert_eq!(loaded[2].name, "");
+    assert_eq!(loaded[8].down.as_ref().unwrap().file_name, "9_i.down.sql");
+    assert_eq!(loaded[8].up.contents.checksum, checksum("SELECT 1;"));
+}
+
+#[test]
+fn set_rules_name_the_files() {
+    let p = problems(&[
+        ("001_a.sql", "SELECT 1;"),
+        ("001_b.sql", "SELECT 1;"),
+        ("002_c.sql", "SELECT 1;"),
+    ]);
+    assert_eq!(p, ["001_a.sql, 001_b.sql: 2 files have version 1; versions must be unique: give all but one the next free versions"]);
+
+    let p = problems(&[("001_a.sql", "SELECT 1;"), ("004_d.sql", "SELECT 1;")]);
+    assert_eq!(p, ["004_d.sql: versions 2 to 3 are missing between 001_a.sql and 004_d.sql; versions must be contiguous: renumber the files"]);
+
+    let p = problems(&[("002_b.sql", "SELECT 1;")]);
+    assert_eq!(p, ["002_b.sql: version 1 is missing before 002_b.sql; versions start at 1 and must be contiguous: renumber the files"]);
+
+    let p = problems(&[("001_a.sql", "SELECT 1;"), ("002_b.down.sql", "SELECT 1;")]);
+    assert_eq!(p, ["002_b.down.sql: a down file without an up file for version 2; add the up file or delete this one"]);
+
+    let p = problems(&[("001_a.sql", "SELECT 1;"), ("001_b.down.sql", "SELECT 1;")]);
+    assert_eq!(p, ["001_b.down.sql: the down file's name does not match its up file 001_a.sql; rename one of them"]);
+
+    // Several problems are all reported, in file order.
+    let p = problems(&[
+        ("001_a.sql", "-- nothing"),
+        ("002_b.sql", "SELECT 1;"),
+        ("x_c.sql", "SELECT 1;"),
+    ]);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("001_a.sql: the file has no SQL statement"));
+    assert!(p[1].starts_with("x_c.sql: the name does not start with a version"));
+}
+
+#[test]
+fn bad_directories_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = load_dir(&missing).unwrap_err();
+    assert!(err[0]
+        .to_string()
+        .ends_with("the migrations directory does not exist; create it, or fix the path"));
+    let file = dir.path().join("file.sql");
+    fs::write(&file, "SELECT 1;").unwrap();
+    assert!(load_dir(&file).unwrap_err()[0]
+        .message
+        .starts_with("this is a file, not a directory"));
+
+    let bad = tempfile::tempdir().unwrap();
+    fs::write(bad.path().join("001_a.sql"), b"SELECT 1;\n-- caf\xe9\n").unwrap();
+    let err = load_dir(bad.path()).unwrap_err();
+    assert_eq!(
+        err[0].to_string(),
+        "001_a.sql:2: the file is not valid UTF-8 (byte 16); save it as UTF-8"
+    );
+
+    assert!(load_dir(tempfile::tempdir().unwrap().path())
+        .unwrap()
+        .is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_file_is_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir_with(&[("001_a.sql", "SELECT 1;")]);
+    let path = dir.path().join("001_a.sql");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&path).is_ok() {
+        // Running as root: permissions do not stop reads; nothing to test.
+        return;
+    }
+    let err = load_dir(dir.path()).unwrap_err();
+    assert!(
+        err[0]
+            .to_string()
+            .starts_with("001_a.sql: cannot read the file"),
+        "{}",
+        err[0]
+    );
+}
+
+proptest! {
+    #[test]
+    fn parse_file_name_never_panics(s in "\\PC*") {
+        let _ = parse_file_name(&s);
+    }
+
+    #[test]
+    fn file_name_round_trip(version in 1..=MAX_VERSION, zeros in 0usize..4, name in "[A-Za-z0-9_-]{1,20}", down: bool) {
+        let file = format!("{}{version}_{name}{}.sql", "0".repeat(zeros), if down { ".down" } else { "" });
+        let parsed = parse_file_name(&file).unwrap().unwrap();
+        prop_assert_eq!(parsed.version, version);
+        prop_assert_eq!(parsed.name, name.as_str());
+        prop_assert_eq!(parsed.direction, if down { Direction::Down } else { Direction::Up });
+    }
+
+    #[test]
+    fn check_contents_never_panics(s in "\\PC*") {
+        let _ = check_contents("f.sql", &s);
+        let _ = first_keywords(&s, 0, 3);
+    }
+
+    #[test]
+    fn check_contents_never_panics_on_sql_like_text(
+        s in proptest::collection::vec(prop_oneof![
+            Just("--"), Just("/*"), Just("*/"), Just("'"), Just("\""), Just("`"), Just("["), Just("]"),
+            Just("\n"), Just("\r\n"), Just(";"), Just(" "), Just("migrate:"), Just("no-transaction"),
+            Just("SELECT 1"), Just("é"), Just("\u{feff}"),
+        ], 0..30)
+    ) {
+        let text: String = s.concat();
+        let _ = check_contents("f.sql", &text);
+    }
+
+    #[test]
+    fn checksum_is_newline_style_blind(lines in proptest::collection::vec("[^\r\n\u{feff}]*", 0..8)) {
+        let lf = lines.join("\n");
+        let crlf = lines.join("\r\n");
+        prop_assert_eq!(checksum(&lf), checksum(&crlf));
+        prop_assert_eq!(checksum(&lf), checksum(&format!("\u{feff}{crlf}")));
+    }
+
+    #[test]
+    fn load_dir_never_panics_on_random_directories(
+        files in proptest::collection::vec(("[0-9a-z_.-]{0,12}", proptest::collection::vec(any::<u8>(), 0..40)), 0..8)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in &files {
+            if name.is_empty() || name == "." || name == ".." { continue; }
+            let _ = fs::write(dir.path().join(name), bytes);
+        }
+        match load_dir(dir.path()) {
+            Ok(list) => {
+                for (i, m) in list.iter().enumerate() {
+                    prop_assert_eq!(m.version as usize, i + 1);
+                }
+            }
+            Err(problems) => prop_assert!(!problems.is_empty()),
+        }
+    }
+}
