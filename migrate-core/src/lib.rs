@@ -1,1 +1,125 @@
-//! placeholder
+//! Embedded, checksum-verified SQLite migrations for [rusqlite].
+//!
+//! Put numbered `.sql` files in a directory, embed them at compile time with
+//! [`embed_migrations!`], and call [`Migrations::migrate`] when the
+//! application starts. Each migration runs in its own transaction: it is
+//! applied completely or not at all. The database records what was applied
+//! (`PRAGMA user_version` and a `_migrate_history` table with each file's
+//! SHA-256), and a migration edited after it was applied is refused instead
+//! of silently skipped.
+//!
+//! # Quick start
+//!
+//! ```
+//! use migrate_core::{embed_migrations, Migrations};
+//!
+//! // migrations/001_create_users.sql, migrations/002_add_display_name.sql
+//! static MIGRATIONS: Migrations = embed_migrations!("migrations");
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut conn = rusqlite::Connection::open_in_memory()?;
+//!     let report = MIGRATIONS.migrate(&mut conn)?;
+//!     println!("{report}");
+//!     assert_eq!(report.version(), 2);
+//!
+//!     // A second call finds nothing to do, without taking a write lock.
+//!     assert!(MIGRATIONS.migrate(&mut conn)?.applied().is_empty());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! In the application's `build.rs`, so that adding a file rebuilds the crate:
+//!
+//! ```text
+//! fn main() { println!("cargo:rerun-if-changed=migrations"); }
+//! ```
+//!
+//! # Migration files
+//!
+//! - `<version>_<name>.sql` or `<version>.sql`; versions are digits (leading
+//!   zeros allowed), 1 to 2147483647, unique and contiguous from 1.
+//!   `<version>_<name>.down.sql` is the optional reverse.
+//! - Other files, hidden files and subdirectories are ignored; a `.sql` file
+//!   whose name does not fit is an error.
+//! - UTF-8, with at least one statement. A first line
+//!   `-- migrate:no-transaction` runs the file outside a transaction (for
+//!   `VACUUM` or `PRAGMA journal_mode`); any other `-- migrate:` directive is
+//!   an error.
+//! - The checksum is SHA-256 of the file after removing a BOM and turning
+//!   CRLF into LF.
+//!
+//! # What `migrate` checks
+//!
+//! Before applying anything, and again inside each write transaction:
+//!
+//! | found | error |
+//! | --- | --- |
+//! | an applied migration whose file changed | [`Error::Drift`] |
+//! | the database is newer than the program | [`Error::UnknownVersion`] |
+//! | a version missing from the history, or `user_version` disagreeing | [`Error::Inconsistent`] |
+//! | an unfinished `no-transaction` migration | [`Error::Incomplete`] |
+//!
+//! While applying: `PRAGMA foreign_keys` is turned off for the run (and
+//! restored, also on error) so that a table rebuild cannot cascade;
+//! `PRAGMA foreign_key_check` runs before each commit if foreign keys were
+//! on; a statement that would end the framework's transaction (`COMMIT`,
+//! `BEGIN`...) is refused; and `PRAGMA integrity_check` runs at the end.
+//!
+//! # Catching drift in a test
+//!
+//! ```
+//! # use migrate_core::{embed_migrations, Migrations};
+//! # static MIGRATIONS: Migrations = embed_migrations!("migrations");
+//! # fn main() -> Result<(), migrate_core::Error> {
+//! // tests/migrations.rs: fails when the production database (or a copy)
+//! // ran a migration whose file was edited since.
+//! let conn = rusqlite::Connection::open_in_memory()?; // your database here
+//! MIGRATIONS.verify(&conn)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Oldest SQLite
+//!
+//! The library's own SQL needs SQLite 3.31 or newer; it links against
+//! whichever SQLite your rusqlite uses (its `bundled` feature or the system
+//! library).
+
+mod error;
+mod migration;
+mod report;
+mod runner;
+mod state;
+
+pub use error::{Error, Hint, Outcome, Result};
+pub use migration::{Checksum, Migration, Migrations};
+pub use report::{Applied, IntegrityOutcome, Report, Status};
+pub use runner::{AutoVacuum, IntegrityCheck, JournalMode, Migrator};
+pub use state::HistoryRow;
+
+/// Embeds a directory of migrations at compile time.
+///
+/// The path is relative to the calling crate's `Cargo.toml`. The macro reads
+/// the directory, applies the file rules, computes each file's SHA-256, and
+/// expands to a constant [`Migrations`] (usable in a `static`) that embeds
+/// each file with `include_str!`, so editing a file rebuilds the crate.
+/// Adding or removing a file rebuilds it only if the crate's `build.rs`
+/// says `println!("cargo:rerun-if-changed=migrations");`.
+///
+/// Any broken rule (a bad name, a duplicate or missing version, an empty
+/// file, an unknown directive, a missing directory...) is a compile error
+/// at the macro's argument that names the file and what to do.
+///
+/// ```
+/// use migrate_core::{embed_migrations, Migrations};
+///
+/// static MIGRATIONS: Migrations = embed_migrations!("migrations");
+///
+/// # fn main() -> Result<(), migrate_core::Error> {
+/// assert_eq!(MIGRATIONS.len(), 2);
+/// let first = MIGRATIONS.iter().next().map(|m| (m.version(), m.name()));
+/// assert_eq!(first, Some((1, "create_users")));
+/// let mut conn = rusqlite::Connection::open_in_memory()?;
+/// MIGRATIONS.migrate(&mut conn)?;
+/// # Ok(()) }
+/// ```
+pub use migrate_macros::embed_migrations;

@@ -1,0 +1,288 @@
+//! The one error type of the crate.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::migration::Checksum;
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with what happened, to which version and
+/// file, and what to do about it.
+///
+/// Whenever an error is returned while migrating, the migration that failed
+/// left nothing behind: its schema changes, rows, history row and
+/// `user_version` were rolled back. The only exceptions are said in the
+/// variant's documentation ([`Error::Integrity`], and a failure in the
+/// middle of a `no-transaction` migration, which [`Error::Incomplete`]
+/// reports on the next run).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An applied migration's file was edited after it was applied.
+    #[error(
+        "migration {version} ({file}) was edited after it was applied: the database recorded \
+         checksum {recorded}, the file now has {current}; revert the edit and put the change \
+         in a new migration"
+    )]
+    Drift {
+        /// The version.
+        version: u32,
+        /// The file name.
+        file: String,
+        /// The checksum recorded when the migration was applied.
+        recorded: String,
+        /// The checksum of the migration as this program has it.
+        current: Checksum,
+    },
+
+    /// The database is at a version this program does not know: it was
+    /// migrated by a newer build. Nothing was touched.
+    #[error(
+        "the database is at version {database}, but the newest migration this program knows is \
+         {latest}; it was migrated by a newer build of the program: run that build, or restore \
+         a backup made for this one"
+    )]
+    UnknownVersion {
+        /// The database's version.
+        database: u32,
+        /// The newest version this program has.
+        latest: u32,
+    },
+
+    /// The database's migration records contradict each other.
+    #[error("the database's migration state is inconsistent: {detail}")]
+    Inconsistent {
+        /// What disagrees and what to do.
+        detail: String,
+    },
+
+    /// A `no-transaction` migration was started and never finished.
+    #[error(
+        "migration {version} ({file}) is incomplete: it runs outside a transaction and was \
+         started but not finished, so some of its statements may have been applied; check the \
+         database by hand, finish or undo the migration, then delete its row from \
+         `_migrate_history` (to run it again) or set its state to 'applied' and `PRAGMA \
+         user_version = {version}` (if it is complete)"
+    )]
+    Incomplete {
+        /// The version.
+        version: u32,
+        /// The file name.
+        file: String,
+    },
+
+    /// A statement of a migration failed. The migration was rolled back.
+    #[error(
+        "migration {version} failed at {file}:{line} (statement `{statement}`): {message}{hint}; \
+         {outcome}"
+    )]
+    Migration {
+        /// The version.
+        version: u32,
+        /// The file name.
+        file: String,
+        /// The 1-based line where the failing statement starts.
+        line: usize,
+        /// The first line of the failing statement.
+        statement: String,
+        /// SQLite's message.
+        message: String,
+        /// Advice for a known cause, or empty.
+        hint: Hint,
+        /// What was left in the database.
+        outcome: Outcome,
+    },
+
+    /// A migration left rows that break a foreign key. It was rolled back.
+    #[error(
+        "migration {version} ({file}) leaves rows that violate foreign keys: {}; it was rolled \
+         back: fix the migration so that every row it leaves has its parent",
+        violations.join("; ")
+    )]
+    ForeignKeyViolation {
+        /// The version.
+        version: u32,
+        /// The file name.
+        file: String,
+        /// One line per violating row: table, rowid, parent table.
+        violations: Vec<String>,
+    },
+
+    /// `PRAGMA integrity_check` found a problem after migrating. The
+    /// migrations themselves were committed.
+    #[error(
+        "the integrity check after migrating to version {version} failed: {}; the migrations \
+         were committed; restore a backup or repair the database before using it",
+        problems.join("; ")
+    )]
+    Integrity {
+        /// The version the database is at.
+        version: u32,
+        /// What SQLite reported.
+        problems: Vec<String>,
+    },
+
+    /// The migration files are not valid (from [`crate::Migrations::from_dir`]).
+    #[error("invalid migrations in {dir}: {}", problems.join("; "))]
+    Source {
+        /// The directory.
+        dir: String,
+        /// One message per problem, each naming its file.
+        problems: Vec<String>,
+    },
+
+    /// Another connection held the write lock for longer than the timeout.
+    #[error(
+        "the database is locked by another connection and stayed locked for the lock timeout \
+         ({timeout:?}); nothing was applied: retry later, or raise the timeout with \
+         `migrator().lock_timeout(..)`"
+    )]
+    Locked {
+        /// The configured lock timeout.
+        timeout: Duration,
+    },
+
+    /// `migrate` was called on a connection inside a transaction.
+    #[error(
+        "the connection is inside a transaction; migrations manage their own transactions: \
+         commit or roll back first"
+    )]
+    InTransaction,
+
+    /// `migrate_to` was given a target it cannot reach.
+    #[error("cannot migrate to version {target}: {reason}")]
+    Target {
+        /// The requested version.
+        target: u32,
+        /// Why not, and what to do.
+        reason: String,
+    },
+
+    /// SQLite failed outside any migration's SQL (opening, reading the
+    /// history, locking, a full disk while recording).
+    #[error("{context}")]
+    Sqlite {
+        /// What was being done, SQLite's message and the advice for a
+        /// known cause.
+        context: String,
+        /// SQLite's error (its message is already part of `context`).
+        cause: rusqlite::Error,
+    },
+}
+
+/// Advice attached to [`Error::Migration`] for a known cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// No advice.
+    None,
+    /// The statement cannot run inside a transaction.
+    NeedsNoTransaction,
+    /// The statement would end or nest the framework's transaction.
+    TransactionControl,
+    /// The database or disk is full.
+    Full,
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hint::None => "",
+            Hint::NeedsNoTransaction => {
+                " (this statement cannot run inside a transaction: put it in a migration of its \
+                 own that starts with the line `-- migrate:no-transaction`)"
+            }
+            Hint::TransactionControl => {
+                " (the framework runs each migration in its own transaction: remove the \
+                 statement, or start the file with `-- migrate:no-transaction` to manage \
+                 transactions yourself)"
+            }
+            Hint::Full => {
+                " (the disk or the database's max_page_count is full: free space and run again)"
+            }
+        })
+    }
+}
+
+/// What a failed migration left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Everything of the migration was rolled back.
+    RolledBack,
+    /// A `no-transaction` migration failed at its first statement: nothing
+    /// of it was applied and it was unmarked.
+    NothingApplied,
+    /// A `no-transaction` migration failed after some statements were
+    /// applied; it stays marked incomplete.
+    PartlyApplied,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::RolledBack => "the migration was rolled back and the database is as before it",
+            Outcome::NothingApplied => "nothing of the migration was applied",
+            Outcome::PartlyApplied => {
+                "the statements before this one were applied and cannot be rolled back (the \
+                 file runs outside a transaction); the migration is marked incomplete: fix the \
+                 database by hand before running again"
+            }
+        })
+    }
+}
+
+impl Error {
+    pub(crate) fn sqlite(context: impl Into<String>, cause: rusqlite::Error) -> Self {
+        let mut context = format!("{}: {cause}", context.into());
+        if is_full(&cause) {
+            context.push_str(
+                "; the disk or the database's max_page_count is full; free space and run again",
+            );
+        } else if is_not_a_database(&cause) {
+            context.push_str(
+                "; the file is not a SQLite database (or is encrypted or corrupt); check the path",
+            );
+        } else if is_read_only(&cause) {
+            context.push_str("; the database is read-only; open it read-write to migrate");
+        }
+        Error::Sqlite { context, cause }
+    }
+}
+
+pub(crate) fn code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        rusqlite::Error::SqlInputError { error, .. } => Some(error.code),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        code(e),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(code(e), Some(rusqlite::ErrorCode::DiskFull))
+}
+
+fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    matches!(code(e), Some(rusqlite::ErrorCode::NotADatabase))
+}
+
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(code(e), Some(rusqlite::ErrorCode::ReadOnly))
+}
+
+/// For `?` on rusqlite calls in functions that return this crate's
+/// [`Result`]; the error becomes [`Error::Sqlite`].
+impl From<rusqlite::Error> for Error {
+    fn from(cause: rusqlite::Error) -> Self {
+        Error::sqlite("SQLite failed", cause)
+    }
+}

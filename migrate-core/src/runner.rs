@@ -1,0 +1,840 @@
+//! Applying migrations (DESIGN section 5) and the builder of its options.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{Batch, Connection};
+
+use crate::error::{is_busy, is_full, Error, Hint, Outcome, Result};
+use crate::migration::{Migration, Migrations};
+use crate::report::{Applied, IntegrityOutcome, Report, Status};
+use crate::state::{self, read_state, read_state_snapshot, verify, Verified, CREATE_HISTORY};
+
+/// Which integrity check runs after migrations were applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IntegrityCheck {
+    /// `PRAGMA integrity_check`: everything, including that every index
+    /// matches its table. O(N log N) in the size of the database.
+    #[default]
+    Full,
+    /// `PRAGMA quick_check`: the b-tree structure, NOT NULL and CHECK
+    /// constraints and index entry counts, but not index contents or
+    /// UNIQUE-ness. Linear time.
+    Quick,
+    /// No check.
+    Off,
+}
+
+/// `PRAGMA auto_vacuum` for a new database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AutoVacuum {
+    /// `NONE`: freed pages stay in the file until `VACUUM`.
+    None,
+    /// `FULL`: the file shrinks at every commit.
+    Full,
+    /// `INCREMENTAL`: the file shrinks at `PRAGMA incremental_vacuum`.
+    Incremental,
+}
+
+/// `PRAGMA journal_mode` for a new database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalMode {
+    /// Write-ahead log: readers never block the writer, nor it them.
+    Wal,
+    /// The rollback journal, SQLite's default.
+    Delete,
+}
+
+/// Settings SQLite can only take before a database has its first table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct NewDatabase {
+    page_size: Option<u32>,
+    auto_vacuum: Option<AutoVacuum>,
+    journal_mode: Option<JournalMode>,
+}
+
+/// Runs [`Migrations`] with options: made by [`Migrations::migrator`].
+///
+/// ```
+/// use std::time::Duration;
+/// use migrate_core::{IntegrityCheck, Migrations};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+/// let migrations = Migrations::from_dir(dir.path())?;
+/// let mut conn = rusqlite::Connection::open_in_memory()?;
+/// let report = migrations
+///     .migrator()
+///     .lock_timeout(Duration::from_secs(30))
+///     .integrity_check(IntegrityCheck::Quick)
+///     .migrate(&mut conn)?;
+/// assert_eq!(report.version(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Migrator<'m> {
+    migrations: &'m Migrations,
+    lock_timeout: Duration,
+    single_transaction: bool,
+    integrity: IntegrityCheck,
+    target: Option<u32>,
+    new_database: NewDatabase,
+}
+
+impl Migrations {
+    /// A [`Migrator`] with the default options: 5 s lock timeout, one
+    /// transaction per migration, full integrity check, up to the newest
+    /// version.
+    pub fn migrator(&self) -> Migrator<'_> {
+        Migrator {
+            migrations: self,
+            lock_timeout: Duration::from_secs(5),
+            single_transaction: false,
+            integrity: IntegrityCheck::Full,
+            target: None,
+            new_database: NewDatabase::default(),
+        }
+    }
+
+    /// Applies every pending migration, each in its own transaction, then
+    /// checks the database's integrity. Returns at once, without taking a
+    /// write lock, when nothing is pending.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Drift`], [`Error::UnknownVersion`], [`Error::Inconsistent`],
+    ///   [`Error::Incomplete`]: verification failed; nothing was touched.
+    /// - [`Error::Migration`]: a statement failed; that migration was rolled
+    ///   back, earlier ones stay applied.
+    /// - [`Error::ForeignKeyViolation`]: a migration left orphan rows; it was
+    ///   rolled back.
+    /// - [`Error::Integrity`]: the check after migrating failed.
+    /// - [`Error::Locked`]: another connection held the write lock past the
+    ///   timeout.
+    /// - [`Error::InTransaction`], [`Error::Sqlite`].
+    pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
+        self.migrator().migrate(conn)
+    }
+
+    /// Applies the pending migrations up to and including `version`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Migrations::migrate`], and [`Error::Target`] when `version` is
+    /// above the newest migration or below the database's version (down
+    /// migrations are not run yet).
+    pub fn migrate_to(&self, conn: &mut Connection, version: u32) -> Result<Report> {
+        self.migrator().target(version).migrate(conn)
+    }
+
+    /// Checks the database against these migrations without writing: see
+    /// the verification table in the crate documentation. Works on a
+    /// read-only connection and on a database that was never migrated.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+    /// let migrations = migrate_core::Migrations::from_dir(dir.path())?;
+    /// let mut conn = rusqlite::Connection::open_in_memory()?;
+    /// migrations.verify(&conn)?; // never migrated: fine, version 1 is pending
+    /// migrations.migrate(&mut conn)?;
+    /// migrations.verify(&conn)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Drift`], [`Error::UnknownVersion`], [`Error::Inconsistent`],
+    /// [`Error::Incomplete`], or [`Error::Sqlite`] if the database cannot be
+    /// read.
+    pub fn verify(&self, conn: &Connection) -> Result<()> {
+        let state = read_state_snapshot(conn)?;
+        verify(&state, self).map(|_| ())
+    }
+
+    /// The database's version, its history and what is pending, without
+    /// writing and without failing on drift (use [`Migrations::verify`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sqlite`] if the database cannot be read.
+    pub fn status(&self, conn: &Connection) -> Result<Status> {
+        let state = read_state_snapshot(conn)?;
+        Ok(Status::new(state, self))
+    }
+}
+
+impl<'m> Migrator<'m> {
+    /// How long to wait for another connection's write lock before
+    /// returning [`Error::Locked`] (default 5 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Apply all pending migrations in one transaction (all or nothing)
+    /// instead of one transaction each (the default). Refused when a pending
+    /// migration is `no-transaction`.
+    pub fn single_transaction(mut self, yes: bool) -> Self {
+        self.single_transaction = yes;
+        self
+    }
+
+    /// The integrity check after applying (default [`IntegrityCheck::Full`]).
+    pub fn integrity_check(mut self, check: IntegrityCheck) -> Self {
+        self.integrity = check;
+        self
+    }
+
+    /// Stop at this version instead of the newest.
+    pub fn target(mut self, version: u32) -> Self {
+        self.target = Some(version);
+        self
+    }
+
+    /// `PRAGMA page_size` for a brand-new database (no tables yet), set
+    /// before migration 1. Ignored for an existing database.
+    pub fn page_size(mut self, bytes: u32) -> Self {
+        self.new_database.page_size = Some(bytes);
+        self
+    }
+
+    /// `PRAGMA auto_vacuum` for a brand-new database, set before migration 1.
+    /// Ignored for an existing database.
+    pub fn auto_vacuum(mut self, mode: AutoVacuum) -> Self {
+        self.new_database.auto_vacuum = Some(mode);
+        self
+    }
+
+    /// `PRAGMA journal_mode` for a brand-new database, set before migration
+    /// 1 (WAL is persistent: it stays for every later connection). Ignored
+    /// for an existing database.
+    pub fn journal_mode(mut self, mode: JournalMode) -> Self {
+        self.new_database.journal_mode = Some(mode);
+        self
+    }
+
+    /// Applies the pending migrations with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Migrations::migrate`]; [`Error::Target`] for a target above the
+    /// newest migration or below the database's version.
+    pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
+        let started = Instant::now();
+        if !conn.is_autocommit() {
+            return Err(Error::InTransaction);
+        }
+        let latest = self.migrations.latest();
+        let target = self.target.unwrap_or(latest);
+        if target > latest {
+            return Err(Error::Target {
+                target,
+                reason: format!("the newest migration is version {latest}"),
+            });
+        }
+        // The fast path: a read transaction, no write lock.
+        let state = read_state_snapshot(conn)?;
+        let verified = verify(&state, self.migrations)?;
+        self.check_not_above(verified.current, target)?;
+        if verified.current == target && !verified.needs_adoption {
+            log::debug!("database is up to date at version {}", verified.current);
+            return Ok(Report::new(
+                verified.current,
+                verified.current,
+                None,
+                Vec::new(),
+                IntegrityOutcome::NotRun,
+                started,
+            ));
+        }
+        if self.single_transaction {
+            let first = verified.current.saturating_add(1);
+            if let Some(m) = (first..=target)
+                .filter_map(|v| self.migrations.get(v))
+                .find(|m| m.no_transaction())
+            {
+                return Err(Error::Target {
+                    target,
+                    reason: format!(
+                        "migration {} ({}) runs outside a transaction, so the pending migrations \
+                         cannot all run in one: turn single_transaction off, or migrate to version \
+                         {} first",
+                        m.version(),
+                        m.file_name(),
+                        m.version() - 1
+                    ),
+                });
+            }
+        }
+
+        let previous_timeout: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read busy_timeout", e))?;
+        conn.busy_timeout(self.lock_timeout)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        let foreign_keys: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
+        let mut restore_error = None;
+        if foreign_keys {
+            if let Err(e) = conn.execute_batch("PRAGMA foreign_keys = OFF") {
+                restore_error = Some(Error::sqlite("cannot turn foreign_keys off", e));
+            }
+        }
+        let result = match restore_error.take() {
+            Some(e) => Err(e),
+            None => self.apply(conn, &state, target, foreign_keys, started),
+        };
+        // Restore the connection, also on error.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if foreign_keys {
+            if let Err(e) = conn.execute_batch("PRAGMA foreign_keys = ON") {
+                restore_error = Some(Error::sqlite("cannot turn foreign_keys back on", e));
+            }
+        }
+        let previous = Duration::from_millis(u64::try_from(previous_timeout).unwrap_or(0));
+        if let Err(e) = conn.busy_timeout(previous) {
+            restore_error.get_or_insert(Error::sqlite("cannot restore busy_timeout", e));
+        }
+        match (result, restore_error) {
+            (Ok(_), Some(e)) => Err(e),
+            (result, _) => result,
+        }
+    }
+
+    fn check_not_above(&self, current: u32, target: u32) -> Result<()> {
+        if current > target {
+            return Err(Error::Target {
+                target,
+                reason: format!(
+                    "the database is at version {current}; down migrations are not run yet: \
+                     restore a backup, or write a new migration that reverses the change"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &self,
+        conn: &mut Connection,
+        before: &state::DbState,
+        target: u32,
+        foreign_keys: bool,
+        started: Instant,
+    ) -> Result<Report> {
+        let from = u32::try_from(before.user_version).unwrap_or(0);
+        if before.history.is_none() && before.user_version == 0 {
+            self.new_database_settings(conn)?;
+        }
+        let mut applied = Vec::new();
+        let mut adopted = None;
+        loop {
+            begin_immediate(conn, self.lock_timeout)?;
+            let step = self.step(conn, target, foreign_keys, &mut applied, &mut adopted);
+            match step {
+                Ok(Step::Commit) => commit(conn, self.lock_timeout)?,
+                Ok(Step::Done) => {
+                    commit(conn, self.lock_timeout)?;
+                    break;
+                }
+                Ok(Step::NoTransaction(m)) => {
+                    commit(conn, self.lock_timeout)?;
+                    self.run_no_transaction(conn, m, &mut applied)?;
+                }
+                Err(e) => {
+                    rollback(conn);
+                    return Err(e);
+                }
+            }
+        }
+        let version = read_state(conn)?.user_version;
+        let version = u32::try_from(version).unwrap_or(0);
+        let integrity = if applied.is_empty() {
+            IntegrityOutcome::NotRun
+        } else {
+            integrity_check(conn, self.integrity, version)?
+        };
+        if !applied.is_empty() {
+            log::info!("database migrated from version {from} to {version}");
+        }
+        Ok(Report::new(
+            from, version, adopted, applied, integrity, started,
+        ))
+    }
+
+    /// One write transaction's work; the caller commits or rolls back.
+    fn step(
+        &self,
+        conn: &Connection,
+        target: u32,
+        foreign_keys: bool,
+        applied: &mut Vec<Applied>,
+        adopted: &mut Option<u32>,
+    ) -> Result<Step<'m>> {
+        // Another process may have migrated since the fast path: read again
+        // inside the write transaction.
+        let state = read_state(conn)?;
+        let Verified {
+            current,
+            needs_adoption,
+        } = verify(&state, self.migrations)?;
+        self.check_not_above(current, target)?;
+        if state.history.is_none() {
+            conn.execute_batch(CREATE_HISTORY).map_err(|e| {
+                Error::sqlite("cannot create the history table `_migrate_history`", e)
+            })?;
+        }
+        if needs_adoption {
+            self.adopt(conn, current)?;
+            *adopted = Some(current);
+        }
+        if current >= target {
+            return Ok(Step::Done);
+        }
+        let pending: Vec<&'m Migration> = (current + 1..=target)
+            .filter_map(|v| self.migrations.get(v))
+            .collect();
+        let batch: &[&'m Migration] = if self.single_transaction {
+            &pending
+        } else {
+            &pending[..1]
+        };
+        for &m in batch {
+            if m.no_transaction() {
+                record(conn, m, 0, state::STATE_STARTED)?;
+                return Ok(Step::NoTransaction(m));
+            }
+            let t0 = Instant::now();
+            log::debug!("applying migration {} ({})", m.version(), m.file_name());
+            run_statements(conn, m, true)?;
+            let duration = t0.elapsed();
+            record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
+            applied.push(Applied::new(m, duration));
+            log::info!(
+                "applied migration {} ({}) in {:.1} ms",
+                m.version(),
+                m.file_name(),
+                ms(duration)
+            );
+        }
+        if foreign_keys {
+            let last = batch.last().copied();
+            if let Some(m) = last {
+                foreign_key_check(conn, m)?;
+            }
+        }
+        if let Some(m) = batch.last() {
+            set_user_version(conn, m.version())?;
+        }
+        Ok(if batch.last().map(|m| m.version()) == Some(target) {
+            Step::Done
+        } else {
+            Step::Commit
+        })
+    }
+
+    fn adopt(&self, conn: &Connection, version: u32) -> Result<()> {
+        for v in 1..=version {
+            if let Some(m) = self.migrations.get(v) {
+                record(conn, m, 0, state::STATE_APPLIED)?;
+            }
+        }
+        log::info!(
+            "adopted a database at user_version {version} without a history table: recorded \
+             versions 1 to {version} as applied with the current checksums"
+        );
+        Ok(())
+    }
+
+    /// Marked started and committed by the caller; runs in autocommit mode,
+    /// then marks it applied.
+    fn run_no_transaction(
+        &self,
+        conn: &Connection,
+        m: &Migration,
+        applied: &mut Vec<Applied>,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        log::debug!(
+            "applying migration {} ({}) outside a transaction",
+            m.version(),
+            m.file_name()
+        );
+        if let Err(e) = run_statements(conn, m, false) {
+            if let Error::Migration {
+                outcome: Outcome::NothingApplied,
+                ..
+            } = e
+            {
+                // The first statement failed: nothing ran, so unmark it.
+                let unmark = conn.execute(
+                    "DELETE FROM _migrate_history WHERE version = ?1",
+                    [m.version()],
+                );
+                if let Err(u) = unmark {
+                    log::error!("cannot unmark migration {}: {u}", m.version());
+                }
+            }
+            return Err(e);
+        }
+        let duration = t0.elapsed();
+        begin_immediate(conn, self.lock_timeout)?;
+        let marked = conn
+            .execute(
+                "UPDATE _migrate_history SET state = 'applied', duration_us = ?2, \
+                 applied_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE version = ?1",
+                rusqlite::params![m.version(), duration_us(duration)],
+            )
+            .map_err(|e| Error::sqlite(format!("cannot mark migration {} applied", m.version()), e))
+            .and_then(|_| set_user_version(conn, m.version()));
+        match marked {
+            Ok(()) => commit(conn, self.lock_timeout)?,
+            Err(e) => {
+                rollback(conn);
+                return Err(e);
+            }
+        }
+        applied.push(Applied::new(m, duration));
+        log::info!(
+            "applied migration {} ({}) in {:.1} ms",
+            m.version(),
+            m.file_name(),
+            ms(duration)
+        );
+        Ok(())
+    }
+
+    fn new_database_settings(&self, conn: &Connection) -> Result<()> {
+        let NewDatabase {
+            page_size,
+            auto_vacuum,
+            journal_mode,
+        } = self.new_database;
+        if page_size.is_none() && auto_vacuum.is_none() && journal_mode.is_none() {
+            return Ok(());
+        }
+        let objects: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
+        if objects > 0 {
+            log::debug!(
+                "not a new database: page_size, auto_vacuum and journal_mode left as they are"
+            );
+            return Ok(());
+        }
+        if let Some(size) = page_size {
+            conn.execute_batch(&format!("PRAGMA page_size = {size}"))
+                .map_err(|e| Error::sqlite("cannot set page_size", e))?;
+        }
+        if let Some(mode) = auto_vacuum {
+            let mode = match mode {
+                AutoVacuum::None => "NONE",
+                AutoVacuum::Full => "FULL",
+                AutoVacuum::Incremental => "INCREMENTAL",
+            };
+            conn.execute_batch(&format!("PRAGMA auto_vacuum = {mode}"))
+                .map_err(|e| Error::sqlite("cannot set auto_vacuum", e))?;
+        }
+        if let Some(mode) = journal_mode {
+            let mode = match mode {
+                JournalMode::Wal => "WAL",
+                JournalMode::Delete => "DELETE",
+            };
+            // Changing the journal mode needs an exclusive lock, and SQLite
+            // does not always call the busy handler for it: retry until the
+            // lock timeout.
+            let deadline = Instant::now() + self.lock_timeout;
+            loop {
+                match conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+                    r.get::<_, String>(0)
+                }) {
+                    Ok(now) => {
+                        if !now.eq_ignore_ascii_case(mode) {
+                            log::warn!("journal_mode {mode} was asked for, SQLite kept {now}");
+                        }
+                        break;
+                    }
+                    Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) if is_busy(&e) => {
+                        return Err(Error::Locked {
+                            timeout: self.lock_timeout,
+                        })
+                    }
+                    Err(e) => return Err(Error::sqlite("cannot set journal_mode", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Step<'m> {
+    /// Commit and take the next migration.
+    Commit,
+    /// Commit and stop.
+    Done,
+    /// Commit the "started" mark, then run this migration outside a transaction.
+    NoTransaction(&'m Migration),
+}
+
+fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| {
+        if is_busy(&e) {
+            Error::Locked { timeout }
+        } else {
+            Error::sqlite("cannot start a write transaction", e)
+        }
+    })
+}
+
+fn commit(conn: &Connection, timeout: Duration) -> Result<()> {
+    conn.execute_batch("COMMIT").map_err(|e| {
+        rollback(conn);
+        if is_busy(&e) {
+            Error::Locked { timeout }
+        } else {
+            Error::sqlite("cannot commit the migration", e)
+        }
+    })
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            log::error!("rollback failed: {e}");
+        }
+    }
+}
+
+fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, state) \
+         VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4, ?5)",
+        rusqlite::params![
+            m.version(),
+            m.name(),
+            m.checksum().to_string(),
+            duration_us,
+            state
+        ],
+    )
+    .map_err(|e| {
+        Error::sqlite(
+            format!(
+                "cannot record migration {} in `_migrate_history`",
+                m.version()
+            ),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+fn set_user_version(conn: &Connection, version: u32) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+        .map_err(|e| Error::sqlite(format!("cannot set user_version to {version}"), e))
+}
+
+fn foreign_key_check(conn: &Connection, m: &Migration) -> Result<()> {
+    let context = "cannot run PRAGMA foreign_key_check";
+    let mut stmt = conn
+        .prepare("PRAGMA foreign_key_check")
+        .map_err(|e| Error::sqlite(context, e))?;
+    let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
+    let mut violations = Vec::new();
+    let mut more = 0usize;
+    while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
+        if violations.len() == 20 {
+            more += 1;
+            continue;
+        }
+        let table: String = row.get(0).unwrap_or_default();
+        let rowid: Option<i64> = row.get(1).unwrap_or(None);
+        let parent: String = row.get(2).unwrap_or_default();
+        violations.push(match rowid {
+            Some(id) => format!("{table} row {id} has no parent in {parent}"),
+            None => format!("a {table} row has no parent in {parent}"),
+        });
+    }
+    if more > 0 {
+        violations.push(format!("and {more} more"));
+    }
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ForeignKeyViolation {
+        version: m.version(),
+        file: m.file_name().to_owned(),
+        violations,
+    })
+}
+
+fn integrity_check(
+    conn: &Connection,
+    check: IntegrityCheck,
+    version: u32,
+) -> Result<IntegrityOutcome> {
+    let pragma = match check {
+        IntegrityCheck::Full => "PRAGMA integrity_check",
+        IntegrityCheck::Quick => "PRAGMA quick_check",
+        IntegrityCheck::Off => return Ok(IntegrityOutcome::Skipped),
+    };
+    let context = format!("cannot run {pragma}");
+    let mut stmt = conn
+        .prepare(pragma)
+        .map_err(|e| Error::sqlite(context.clone(), e))?;
+    let problems = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|e| Error::sqlite(context.clone(), e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| Error::sqlite(context, e))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(IntegrityOutcome::Ok(check));
+    }
+    Err(Error::Integrity { version, problems })
+}
+
+/// Runs a migration's statements one at a time, as SQLite's parser splits
+/// them, so that a failure names the line of the statement.
+fn run_statements(conn: &Connection, m: &Migration, in_transaction: bool) -> Result<()> {
+    let sql = m.sql();
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    let mut batch = Batch::new(conn, sql);
+    let mut cursor = 0;
+    let mut first = true;
+    loop {
+        let start = migrate_rules::skip_trivia(sql, cursor);
+        if start >= sql.len() {
+            return Ok(());
+        }
+        let fail = |message: String, hint: Hint| {
+            let outcome = if in_transaction {
+                Outcome::RolledBack
+            } else if first {
+                Outcome::NothingApplied
+            } else {
+                Outcome::PartlyApplied
+            };
+            let statement = sql[start..].lines().next().unwrap_or("").trim_end();
+            Error::Migration {
+                version: m.version(),
+                file: m.file_name().to_owned(),
+                line: migrate_rules::line_of(sql, start),
+                statement: shorten(statement),
+                message,
+                hint,
+                outcome,
+            }
+        };
+        if in_transaction && is_transaction_control(sql, start) {
+            return Err(fail(
+                "a statement that would end or nest the framework's transaction".to_owned(),
+                Hint::TransactionControl,
+            ));
+        }
+        let mut stmt = match batch.next() {
+            Ok(Some(stmt)) => stmt,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(fail(sqlite_message(&e), hint_for(&e))),
+        };
+        cursor = match stmt.expanded_sql() {
+            Some(text) => advance(sql, cursor, start, &text),
+            None => sql.len(),
+        };
+        let mut rows = stmt.raw_query();
+        loop {
+            match rows.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(fail(sqlite_message(&e), hint_for(&e))),
+            }
+        }
+        if in_transaction && conn.is_autocommit() {
+            return Err(fail(
+                "the statement ended the framework's transaction".to_owned(),
+                Hint::TransactionControl,
+            ));
+        }
+        first = false;
+    }
+}
+
+/// Where the next statement's text starts: SQLite's statement text is the
+/// input from where it started parsing, or from the statement's first token.
+fn advance(sql: &str, cursor: usize, start: usize, text: &str) -> usize {
+    let text = text.trim_end_matches('\0');
+    if sql[cursor..].starts_with(text) {
+        cursor + text.len()
+    } else if sql[start..].starts_with(text) {
+        start + text.len()
+    } else {
+        sql[start..]
+            .find(text)
+            .map_or(sql.len(), |at| start + at + text.len())
+    }
+}
+
+fn is_transaction_control(sql: &str, start: usize) -> bool {
+    let words = migrate_rules::first_keywords(sql, start, 3);
+    let word = |i: usize| words.get(i).map(String::as_str);
+    match word(0) {
+        Some("BEGIN" | "COMMIT" | "END") => true,
+        // ROLLBACK TO <savepoint> and ROLLBACK TRANSACTION TO <savepoint>
+        // stay inside the transaction.
+        Some("ROLLBACK") => {
+            !(word(1) == Some("TO") || (word(1) == Some("TRANSACTION") && word(2) == Some("TO")))
+        }
+        _ => false,
+    }
+}
+
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg)) => {
+            let _ = f;
+            msg.clone()
+        }
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn hint_for(e: &rusqlite::Error) -> Hint {
+    if is_full(e) {
+        return Hint::Full;
+    }
+    let message = sqlite_message(e);
+    if message.contains("within a transaction") {
+        Hint::NeedsNoTransaction
+    } else {
+        Hint::None
+    }
+}
+
+fn shorten(line: &str) -> String {
+    const MAX: usize = 80;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+fn duration_us(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

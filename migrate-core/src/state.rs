@@ -1,0 +1,217 @@
+//! What the database says about its migrations, and the verification of it
+//! against the migrations this program has (DESIGN section 6).
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::migration::Migrations;
+
+/// The history table.
+pub(crate) const HISTORY_TABLE: &str = "_migrate_history";
+
+/// Uses nothing newer than SQLite 3.31: no STRICT, typed columns and CHECKs.
+pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS _migrate_history (
+    version     INTEGER PRIMARY KEY NOT NULL CHECK (version BETWEEN 1 AND 2147483647),
+    name        TEXT    NOT NULL,
+    checksum    TEXT    NOT NULL CHECK (length(checksum) = 64),
+    applied_at  TEXT    NOT NULL,
+    duration_us INTEGER NOT NULL CHECK (duration_us >= 0),
+    state       TEXT    NOT NULL CHECK (state IN ('applied', 'started'))
+)";
+
+pub(crate) const STATE_APPLIED: &str = "applied";
+pub(crate) const STATE_STARTED: &str = "started";
+
+/// One row of `_migrate_history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// The version.
+    pub version: u32,
+    /// The migration's name when it was applied.
+    pub name: String,
+    /// The checksum recorded when it was applied (64 hex characters).
+    pub checksum: String,
+    /// When it was applied, UTC, ISO 8601.
+    pub applied_at: String,
+    /// How long it took, in microseconds.
+    pub duration_us: i64,
+    /// `applied`, or `started` for an unfinished `no-transaction` migration.
+    pub state: String,
+}
+
+/// The raw state: `user_version` and the history, if the table exists.
+#[derive(Debug)]
+pub(crate) struct DbState {
+    pub user_version: i64,
+    pub history: Option<Vec<HistoryRow>>,
+}
+
+/// The verified state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verified {
+    /// The version the database is at.
+    pub current: u32,
+    /// `user_version > 0` without a history table: to be adopted.
+    pub needs_adoption: bool,
+}
+
+pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
+    let has_history = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [HISTORY_TABLE],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(|e| Error::sqlite("cannot read the database's schema", e))?
+        .is_some();
+    if !has_history {
+        return Ok(DbState {
+            user_version,
+            history: None,
+        });
+    }
+    let context = "cannot read the migration history table `_migrate_history`";
+    let mut stmt = conn
+        .prepare(
+            "SELECT version, name, checksum, applied_at, duration_us, state \
+             FROM _migrate_history ORDER BY version",
+        )
+        .map_err(|e| Error::sqlite(context, e))?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(HistoryRow {
+                version: row.get(0)?,
+                name: row.get(1)?,
+                checksum: row.get(2)?,
+                applied_at: row.get(3)?,
+                duration_us: row.get(4)?,
+                state: row.get(5)?,
+            })
+        })
+        .map_err(|e| Error::sqlite(context, e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| Error::sqlite(context, e))?;
+    Ok(DbState {
+        user_version,
+        history: Some(rows),
+    })
+}
+
+/// Reads the state in one read transaction (a consistent snapshot), unless
+/// the caller's connection is already inside a transaction.
+pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
+    if !conn.is_autocommit() {
+        return read_state(conn);
+    }
+    conn.execute_batch("BEGIN DEFERRED")
+        .map_err(|e| Error::sqlite("cannot start a read transaction", e))?;
+    let state = read_state(conn);
+    if !conn.is_autocommit() {
+        // Ending a read transaction cannot lose anything; report its error
+        // only if the reads succeeded.
+        let end = conn.execute_batch("COMMIT");
+        if let (Ok(_), Err(e)) = (&state, end) {
+            return Err(Error::sqlite("cannot end the read transaction", e));
+        }
+    }
+    state
+}
+
+/// Section 6 of the design: every row of its table is one check here.
+pub(crate) fn verify(state: &DbState, migrations: &Migrations) -> Result<Verified> {
+    let latest = migrations.latest();
+    let user_version = state.user_version;
+    if user_version < 0 {
+        return Err(Error::Inconsistent {
+            detail: format!(
+                "PRAGMA user_version is {user_version}, which no migration sets; set it to the \
+                 version the schema is at"
+            ),
+        });
+    }
+    let Some(history) = &state.history else {
+        if user_version > i64::from(latest) {
+            return Err(Error::UnknownVersion {
+                database: clamp(user_version),
+                latest,
+            });
+        }
+        let current = clamp(user_version);
+        return Ok(Verified {
+            current,
+            needs_adoption: current > 0,
+        });
+    };
+    let file = |version: u32, recorded: &str| {
+        migrations
+            .get(version)
+            .map_or_else(|| recorded.to_owned(), |m| m.file_name().to_owned())
+    };
+    if let Some(row) = history.iter().find(|r| r.state == STATE_STARTED) {
+        return Err(Error::Incomplete {
+            version: row.version,
+            file: file(row.version, &row.name),
+        });
+    }
+    if let Some(row) = history.iter().find(|r| r.state != STATE_APPLIED) {
+        return Err(Error::Inconsistent {
+            detail: format!(
+                "the history row of version {} has the unknown state {:?}; it must be 'applied' \
+                 or 'started'",
+                row.version, row.state
+            ),
+        });
+    }
+    let newest = history.last().map_or(0, |r| r.version);
+    if newest > latest || user_version > i64::from(latest) {
+        return Err(Error::UnknownVersion {
+            database: newest.max(clamp(user_version)),
+            latest,
+        });
+    }
+    for (expected, row) in (1u32..).zip(history) {
+        if row.version != expected {
+            return Err(Error::Inconsistent {
+                detail: format!(
+                    "the history has no row for version {expected} ({}), though version {newest} \
+                     is applied; restore the row, or a backup of the database",
+                    file(expected, "unknown file")
+                ),
+            });
+        }
+    }
+    if user_version != i64::from(newest) {
+        return Err(Error::Inconsistent {
+            detail: format!(
+                "PRAGMA user_version is {user_version} but the history's newest applied version \
+                 is {newest}; something other than this library changed one of them: if the \
+                 schema is at version {newest}, run `PRAGMA user_version = {newest}`"
+            ),
+        });
+    }
+    for row in history {
+        if let Some(m) = migrations.get(row.version) {
+            let current = m.checksum();
+            if migrate_rules::parse_hex(&row.checksum).as_ref() != Some(current.as_bytes()) {
+                return Err(Error::Drift {
+                    version: row.version,
+                    file: m.file_name().to_owned(),
+                    recorded: row.checksum.clone(),
+                    current,
+                });
+            }
+        }
+    }
+    Ok(Verified {
+        current: newest,
+        needs_adoption: false,
+    })
+}
+
+fn clamp(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
