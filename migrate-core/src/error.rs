@@ -144,6 +144,18 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// `migrate` was called on a read-only connection with migrations pending.
+    #[error(
+        "the database is opened read-only and has migrations pending (version {version} of \
+         {latest}); open it read-write to migrate (`verify` and `status` work read-only)"
+    )]
+    ReadOnly {
+        /// The database's version.
+        version: u32,
+        /// The newest version.
+        latest: u32,
+    },
+
     /// `migrate` was called on a connection inside a transaction.
     #[error(
         "the connection is inside a transaction; migrations manage their own transactions: \

@@ -254,6 +254,12 @@ impl<'m> Migrator<'m> {
                 started,
             ));
         }
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::ReadOnly {
+                version: verified.current,
+                latest: target,
+            });
+        }
         if self.single_transaction {
             let first = verified.current.saturating_add(1);
             if let Some(m) = (first..=target)

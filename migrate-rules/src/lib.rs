@@ -199,16 +199,18 @@ pub struct Contents {
 /// Checks a file's text and computes its checksum.
 ///
 /// Directives are `-- migrate:<name>` line comments before the first
-/// statement. The only one is `no-transaction`.
+/// statement. The only one is `no-transaction`. An up file must hold a
+/// statement; a down file may be only comments (a reverse with nothing to
+/// undo, as real sets have).
 ///
 /// # Errors
 ///
-/// A file with no SQL statement (only whitespace or comments), an unknown
-/// directive, or a directive after the first statement.
-pub fn check_contents(file: &str, text: &str) -> Result<Contents, RuleError> {
+/// An up file with no SQL statement (only whitespace or comments), an
+/// unknown directive, or a directive after the first statement.
+pub fn check_contents(file: &str, text: &str, direction: Direction) -> Result<Contents, RuleError> {
     let text_nobom = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = skip_trivia(text_nobom, 0);
-    if first >= text_nobom.len() {
+    if first >= text_nobom.len() && direction == Direction::Up {
         return Err(RuleError::new(
             file,
             "the file has no SQL statement (only comments or whitespace); \
@@ -422,7 +424,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleError>> {
         set.entry(parsed.version)
             .or_default()
             .push((parsed.name.to_owned(), file_name.to_owned()));
-        match read_file(&path, file_name) {
+        match read_file(&path, file_name, parsed.direction) {
             Ok(file) => {
                 loaded.insert((parsed.version, is_down), file);
             }
@@ -504,7 +506,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleError>> {
 }
 
 /// Reads one file and checks its contents.
-fn read_file(path: &Path, file_name: &str) -> Result<LoadedFile, RuleError> {
+fn read_file(path: &Path, file_name: &str, direction: Direction) -> Result<LoadedFile, RuleError> {
     let bytes = std::fs::read(path).map_err(|e| {
         RuleError::new(
             file_name,
@@ -520,7 +522,7 @@ fn read_file(path: &Path, file_name: &str) -> Result<LoadedFile, RuleError> {
             message: format!("the file is not valid UTF-8 (byte {at}); save it as UTF-8"),
         }
     })?;
-    let contents = check_contents(file_name, &text)?;
+    let contents = check_contents(file_name, &text, direction)?;
     Ok(LoadedFile {
         path: path.to_owned(),
         file_name: file_name.to_owned(),

@@ -101,19 +101,33 @@ fn checksum_ignores_bom_and_crlf_only() {
 #[test]
 fn contents_rules() {
     assert!(
-        !check_contents("f", "CREATE TABLE a(x);")
+        !check_contents("f", "CREATE TABLE a(x);", Direction::Up)
             .unwrap()
             .no_transaction
     );
-    let nt = check_contents("f", "-- a comment\n-- migrate:no-transaction\nVACUUM;").unwrap();
+    let nt = check_contents(
+        "f",
+        "-- a comment\n-- migrate:no-transaction\nVACUUM;",
+        Direction::Up,
+    )
+    .unwrap();
     assert!(nt.no_transaction);
     assert!(
-        check_contents("f", "\u{feff}-- migrate:no-transaction\r\nVACUUM;")
-            .unwrap()
-            .no_transaction
+        check_contents(
+            "f",
+            "\u{feff}-- migrate:no-transaction\r\nVACUUM;",
+            Direction::Up
+        )
+        .unwrap()
+        .no_transaction
     );
     // A directive-looking text inside a string is not a directive.
-    let s = check_contents("f", "INSERT INTO t VALUES ('-- migrate:nope');").unwrap();
+    let s = check_contents(
+        "f",
+        "INSERT INTO t VALUES ('-- migrate:nope');",
+        Direction::Up,
+    )
+    .unwrap();
     assert!(!s.no_transaction);
 
     for empty in [
@@ -124,22 +138,32 @@ fn contents_rules() {
         ";\n;",
         "\u{feff}",
     ] {
-        let err = check_contents("009_empty.sql", empty).unwrap_err();
+        let err = check_contents("009_empty.sql", empty, Direction::Up).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("009_empty.sql: the file has no SQL statement"),
             "{err}"
         );
     }
-    let err = check_contents("f.sql", "-- x\n-- migrate:no-transactoin\nVACUUM;").unwrap_err();
+    assert!(check_contents("f.down.sql", "-- nothing to undo\n", Direction::Down).is_ok());
+    let err = check_contents(
+        "f.sql",
+        "-- x\n-- migrate:no-transactoin\nVACUUM;",
+        Direction::Up,
+    )
+    .unwrap_err();
     assert_eq!(err.line, Some(2));
     assert!(
         err.to_string()
             .contains("unknown directive `-- migrate:no-transactoin`"),
         "{err}"
     );
-    let err =
-        check_contents("f.sql", "CREATE TABLE a(x);\n-- migrate:no-transaction\n").unwrap_err();
+    let err = check_contents(
+        "f.sql",
+        "CREATE TABLE a(x);\n-- migrate:no-transaction\n",
+        Direction::Up,
+    )
+    .unwrap_err();
     assert_eq!(err.line, Some(2));
     assert!(err.to_string().contains("move it to the top"), "{err}");
 }
@@ -280,7 +304,7 @@ proptest! {
 
     #[test]
     fn check_contents_never_panics(s in "\\PC*") {
-        let _ = check_contents("f.sql", &s);
+        let _ = check_contents("f.sql", &s, Direction::Up);
         let _ = first_keywords(&s, 0, 3);
     }
 
@@ -293,7 +317,7 @@ proptest! {
         ], 0..30)
     ) {
         let text: String = s.concat();
-        let _ = check_contents("f.sql", &text);
+        let _ = check_contents("f.sql", &text, Direction::Up);
     }
 
     #[test]

@@ -1,0 +1,1047 @@
+//! End-to-end tests of `migrate-core` through its public API: the migrate
+//! algorithm (DESIGN section 5), verification (section 6), errors (section 7)
+//! and every builder option.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use migrate_core::{
+    AutoVacuum, Error, IntegrityCheck, IntegrityOutcome, JournalMode, Migrations, Outcome,
+};
+use migrate_tests::{integrity, migrations_dir, schema_dump, snapshot};
+use rusqlite::{Connection, OpenFlags};
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);";
+const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, body TEXT);";
+
+fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Migrations) {
+    let dir = migrations_dir(files);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    (dir, migrations)
+}
+
+fn user_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn history(conn: &Connection) -> Vec<(u32, String, String)> {
+    let mut stmt = conn
+        .prepare("SELECT version, name, state FROM _migrate_history ORDER BY version")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn applies_in_order_records_history_and_reports() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003.sql",
+            "INSERT INTO users (email) VALUES ('a@example.com');",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.from_version(), 0);
+    assert_eq!(report.version(), 3);
+    let applied: Vec<u32> = report.applied().iter().map(|a| a.version()).collect();
+    assert_eq!(applied, [1, 2, 3]);
+    assert_eq!(
+        report.integrity(),
+        IntegrityOutcome::Ok(IntegrityCheck::Full)
+    );
+    let text = report.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("applied 1  users "), "{text}");
+    assert!(lines[0].ends_with(" ms"), "{text}");
+    assert!(lines[2].starts_with("applied 3  003.sql"), "{text}");
+    assert_eq!(lines[3], "now at version 3 (was 0), integrity ok");
+
+    assert_eq!(user_version(&conn), 3);
+    assert_eq!(
+        history(&conn),
+        [
+            (1, "users".into(), "applied".into()),
+            (2, "posts".into(), "applied".into()),
+            (3, "".into(), "applied".into())
+        ]
+    );
+    let (checksum, applied_at): (String, String) = conn
+        .query_row(
+            "SELECT checksum, applied_at FROM _migrate_history WHERE version = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(checksum, m.get(1).unwrap().checksum().to_string());
+    assert_eq!(checksum.len(), 64);
+    assert!(
+        applied_at.ends_with('Z') && applied_at.contains('T'),
+        "{applied_at}"
+    );
+
+    // Second run: nothing to do.
+    let again = m.migrate(&mut conn).unwrap();
+    assert!(again.applied().is_empty());
+    assert_eq!(again.integrity(), IntegrityOutcome::NotRun);
+    assert_eq!(
+        again.to_string(),
+        "nothing to apply: the database is at version 3"
+    );
+    assert_eq!(count(&conn, "users"), 1);
+}
+
+#[test]
+fn corpus_sets_produce_their_expected_schema() {
+    for set in migrate_tests::corpus_sets() {
+        let name = set.file_name().unwrap().to_string_lossy().into_owned();
+        let m =
+            Migrations::from_dir(set.join("numbered")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut conn = Connection::open(file.path()).unwrap();
+        let report = m
+            .migrate(&mut conn)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(report.applied().len(), m.len(), "{name}");
+        let expected = std::fs::read_to_string(set.join("expected_schema.sql")).unwrap();
+        let actual = schema_dump(&conn);
+        if actual != expected {
+            for (i, (a, e)) in actual.lines().zip(expected.lines()).enumerate() {
+                if a != e {
+                    panic!(
+                        "{name}: schema differs at line {}:\n  got      {a}\n  expected {e}",
+                        i + 1
+                    );
+                }
+            }
+            panic!(
+                "{name}: schema differs in length: {} vs {} lines",
+                actual.lines().count(),
+                expected.lines().count()
+            );
+        }
+        drop(conn);
+        // A fresh connection (a new process, in effect) finds nothing to do.
+        let mut conn = Connection::open(file.path()).unwrap();
+        let again = m.migrate(&mut conn).unwrap();
+        assert!(again.applied().is_empty(), "{name}");
+        assert_eq!(again.version() as usize, m.len(), "{name}");
+        assert_eq!(integrity(&conn), "ok", "{name}");
+    }
+}
+
+#[test]
+fn corpus_sets_also_apply_in_one_transaction() {
+    for set in migrate_tests::corpus_sets() {
+        let name = set.file_name().unwrap().to_string_lossy().into_owned();
+        let m = Migrations::from_dir(set.join("numbered")).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        m.migrator()
+            .single_transaction(true)
+            .migrate(&mut conn)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = std::fs::read_to_string(set.join("expected_schema.sql")).unwrap();
+        assert!(
+            schema_dump(&conn) == expected,
+            "{name}: schema differs in single-transaction mode"
+        );
+    }
+}
+
+#[test]
+fn failing_migration_is_rolled_back_completely_and_names_file_and_line() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        (
+            "002_bad.sql",
+            "-- adds posts, then fails\nCREATE TABLE posts (id INTEGER PRIMARY KEY);\nINSERT INTO users (email) VALUES ('x@example.com');\n\n  INSERT INTO nowhere\n    VALUES (1);\n",
+        ),
+    ]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut conn = Connection::open(file.path()).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    conn.execute("INSERT INTO users (email) VALUES ('kept@example.com')", [])
+        .unwrap();
+    let before = snapshot(&conn);
+
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version,
+            file,
+            line,
+            statement,
+            message,
+            outcome,
+            ..
+        } => {
+            assert_eq!((*version, file.as_str(), *line), (2, "002_bad.sql", 5));
+            assert_eq!(statement, "INSERT INTO nowhere");
+            assert_eq!(message, "no such table: nowhere");
+            assert_eq!(*outcome, Outcome::RolledBack);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "migration 2 failed at 002_bad.sql:5 (statement `INSERT INTO nowhere`): no such table: nowhere; \
+         the migration was rolled back and the database is as before it"
+    );
+    assert_eq!(snapshot(&conn), before);
+    assert_eq!(integrity(&conn), "ok");
+    drop(conn);
+    let conn = Connection::open(file.path()).unwrap();
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn statements_are_split_by_sqlite_not_by_semicolons() {
+    // A trigger body with inner semicolons and BEGIN, strings with `;` and
+    // `--`, a last statement without `;`, comments between statements.
+    let sql = "CREATE TABLE t (x TEXT);\n\
+               CREATE TABLE log (msg TEXT);\n\
+               /* a block; comment */\n\
+               CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN\n\
+                 INSERT INTO log VALUES ('inserted; -- not a comment');\n\
+                 INSERT INTO log VALUES (new.x);\n\
+               END;\n\
+               INSERT INTO t VALUES ('a;b') ;;\n\
+               -- trailing comment\n\
+               INSERT INTO t VALUES ('c')";
+    let (_d, m) = load(&[
+        ("001_t.sql", sql),
+        ("002_fail.sql", "SELECT 1;\nSELECT 2;\nCREATE TABLE t (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    assert_eq!(count(&conn, "t"), 2);
+    assert_eq!(count(&conn, "log"), 4);
+    match m.migrate(&mut conn).unwrap_err() {
+        Error::Migration { line, message, .. } => {
+            assert_eq!(line, 3);
+            assert_eq!(message, "table t already exists");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_syntax_error_names_its_line() {
+    let (_d, m) = load(&[(
+        "001_t.sql",
+        "CREATE TABLE a (x);\n\nCREATE TABEL b (y);\nCREATE TABLE c (z);",
+    )]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    match m.migrate(&mut conn).unwrap_err() {
+        Error::Migration {
+            line,
+            statement,
+            message,
+            ..
+        } => {
+            assert_eq!(line, 3);
+            assert_eq!(statement, "CREATE TABEL b (y);");
+            assert!(message.contains("syntax error"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(user_version(&conn), 0);
+    assert_eq!(schema_dump(&conn), "");
+}
+
+#[test]
+fn transaction_control_in_a_migration_is_refused_before_it_runs() {
+    for (file, sql, line) in [
+        ("001_commit.sql", "CREATE TABLE a (x);\nCOMMIT;\nCREATE TABLE b (x);", 2),
+        ("001_begin.sql", "BEGIN TRANSACTION;\nCREATE TABLE a (x);\nCOMMIT;", 1),
+        ("001_end.sql", "CREATE TABLE a (x);\n  end transaction;", 2),
+        ("001_rollback.sql", "CREATE TABLE a (x);\nROLLBACK;", 2),
+        ("001_drizzle.sql", "COMMIT TRANSACTION;\nPRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE a (x);", 1),
+    ] {
+        let (_d, m) = load(&[(file, sql)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        let err = m.migrate(&mut conn).unwrap_err();
+        match &err {
+            Error::Migration { line: l, file: f, .. } => assert_eq!((f.as_str(), *l), (file, line)),
+            other => panic!("{file}: unexpected {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("would end or nest the framework's transaction"), "{text}");
+        assert!(text.contains("-- migrate:no-transaction"), "{text}");
+        assert_eq!(schema_dump(&conn), "", "{file}");
+        assert_eq!(user_version(&conn), 0);
+    }
+    // Savepoints of the file's own are fine.
+    let (_d, m) = load(&[(
+        "001_sp.sql",
+        "CREATE TABLE a (x);\nSAVEPOINT s;\nINSERT INTO a VALUES (1);\nROLLBACK TO s;\nROLLBACK TRANSACTION TO SAVEPOINT s;\nRELEASE s;\nINSERT INTO a VALUES (2);",
+    )]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(count(&conn, "a"), 1);
+}
+
+#[test]
+fn no_transaction_directive_runs_vacuum_and_marks_the_history() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_vacuum.sql", "-- migrate:no-transaction\nVACUUM;\n"),
+        ("003_posts.sql", POSTS),
+    ]);
+    assert!(m.get(2).unwrap().no_transaction());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut conn = Connection::open(file.path()).unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.applied().len(), 3);
+    assert_eq!(user_version(&conn), 3);
+    assert_eq!(history(&conn)[1], (2, "vacuum".into(), "applied".into()));
+
+    // Without the directive, VACUUM fails with advice, and nothing stays.
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_vacuum.sql", "VACUUM;")]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut conn = Connection::open(file.path()).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot VACUUM from within a transaction"),
+        "{text}"
+    );
+    assert!(
+        text.contains("start with the line `-- migrate:no-transaction`")
+            || text.contains("starts with the line `-- migrate:no-transaction`"),
+        "{text}"
+    );
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn no_transaction_failure_at_first_statement_leaves_nothing() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nINSERT INTO nowhere VALUES (1);\nVACUUM;",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let before = snapshot(&conn);
+    match m.migrate(&mut conn).unwrap_err() {
+        Error::Migration { outcome, line, .. } => {
+            assert_eq!((outcome, line), (Outcome::NothingApplied, 2))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn no_transaction_failure_later_is_reported_incomplete_next_time() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nCREATE TABLE half (x);\nINSERT INTO nowhere VALUES (1);",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration { outcome, line, .. } => {
+            assert_eq!((*outcome, *line), (Outcome::PartlyApplied, 3))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("marked incomplete"), "{err}");
+    assert_eq!(history(&conn)[1], (2, "nt".into(), "started".into()));
+    assert_eq!(user_version(&conn), 1);
+    let before = snapshot(&conn);
+    for _ in 0..2 {
+        let err = m.migrate(&mut conn).unwrap_err();
+        match &err {
+            Error::Incomplete { version, file } => {
+                assert_eq!((*version, file.as_str()), (2, "002_nt.sql"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("delete its row from `_migrate_history`"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&conn), before);
+    }
+    assert!(matches!(
+        m.verify(&conn),
+        Err(Error::Incomplete { version: 2, .. })
+    ));
+}
+
+#[test]
+fn drift_is_refused_and_touches_nothing() {
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let before = snapshot(&conn);
+    let (_d2, edited) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);",
+        ),
+        ("002_posts.sql", POSTS),
+    ]);
+    let err = edited.migrate(&mut conn).unwrap_err();
+    let recorded = m.get(1).unwrap().checksum().to_string();
+    let current = edited.get(1).unwrap().checksum().to_string();
+    match &err {
+        Error::Drift {
+            version,
+            file,
+            recorded: r,
+            current: c,
+        } => {
+            assert_eq!((*version, file.as_str()), (1, "001_users.sql"));
+            assert_eq!(
+                (r.as_str(), c.to_string()),
+                (recorded.as_str(), current.clone())
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "migration 1 (001_users.sql) was edited after it was applied: the database recorded checksum \
+             {recorded}, the file now has {current}; revert the edit and put the change in a new migration"
+        )
+    );
+    assert_eq!(snapshot(&conn), before);
+    assert!(matches!(
+        edited.verify(&conn),
+        Err(Error::Drift { version: 1, .. })
+    ));
+}
+
+#[test]
+fn crlf_and_bom_checkouts_are_not_drift() {
+    let (_d, m) = load(&[(
+        "001_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\nCREATE INDEX i ON users(id);\n",
+    )]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    let (_d2, windows) = load(&[(
+        "001_users.sql",
+        "\u{feff}CREATE TABLE users (id INTEGER PRIMARY KEY);\r\nCREATE INDEX i ON users(id);\r\n",
+    )]);
+    windows.verify(&conn).unwrap();
+    assert!(windows.migrate(&mut conn).unwrap().applied().is_empty());
+}
+
+#[test]
+fn a_database_newer_than_the_program_is_refused() {
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    let before = snapshot(&conn);
+    let (_d2, old) = load(&[("001_users.sql", USERS)]);
+    let err = old.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnknownVersion {
+                database: 2,
+                latest: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with(
+        "the database is at version 2, but the newest migration this program knows is 1"
+    ));
+    assert_eq!(snapshot(&conn), before);
+
+    // Also without a history table (user_version only).
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA user_version = 5").unwrap();
+    assert!(matches!(
+        old.migrate(&mut conn),
+        Err(Error::UnknownVersion {
+            database: 5,
+            latest: 1
+        })
+    ));
+    assert_eq!(user_version(&conn), 5);
+}
+
+#[test]
+fn inconsistent_history_is_refused() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003.sql", "SELECT 1;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+
+    conn.execute("DELETE FROM _migrate_history WHERE version = 1", [])
+        .unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(matches!(err, Error::Inconsistent { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("the history has no row for version 1 (001_users.sql)"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("PRAGMA user_version is 1 but the history's newest applied version is 2"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+    assert!(matches!(m.verify(&conn), Err(Error::Inconsistent { .. })));
+}
+
+#[test]
+fn user_version_only_databases_are_adopted() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_idx.sql", "CREATE INDEX posts_user ON posts(user_id);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    // Made by a user_version-only scheme: the first two migrations, by hand.
+    conn.execute_batch(&format!("{USERS}{POSTS}PRAGMA user_version = 2;"))
+        .unwrap();
+    conn.execute("INSERT INTO users (email) VALUES ('a@example.com')", [])
+        .unwrap();
+    m.verify(&conn).unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.adopted(), Some(2));
+    assert_eq!(report.applied().len(), 1);
+    assert!(report
+        .to_string()
+        .starts_with("adopted the existing database at version 2\n"));
+    let h = history(&conn);
+    assert_eq!(h.len(), 3);
+    let recorded: String = conn
+        .query_row(
+            "SELECT checksum FROM _migrate_history WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, m.get(2).unwrap().checksum().to_string());
+    assert_eq!(count(&conn, "users"), 1);
+
+    // Adopting an up-to-date database applies nothing but records it.
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "{USERS}{POSTS}CREATE INDEX posts_user ON posts(user_id); PRAGMA user_version = 3;"
+    ))
+    .unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!((report.adopted(), report.applied().len()), (Some(3), 0));
+    assert_eq!(history(&conn).len(), 3);
+}
+
+#[test]
+fn foreign_key_violation_is_rolled_back() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_orphan.sql",
+            "INSERT INTO posts (user_id, body) VALUES (42, 'orphan');",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::ForeignKeyViolation {
+            version,
+            file,
+            violations,
+        } => {
+            assert_eq!((*version, file.as_str()), (3, "003_orphan.sql"));
+            assert_eq!(violations, &["posts row 1 has no parent in users"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("it was rolled back"));
+    assert_eq!(snapshot(&conn), before);
+    let fk: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk, "foreign_keys must be restored after an error");
+}
+
+#[test]
+fn parent_table_rebuild_keeps_every_cascading_child_row() {
+    let rebuild = "CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL DEFAULT '');\n\
+                   INSERT INTO users_new (id, email) SELECT id, email FROM users;\n\
+                   DROP TABLE users;\n\
+                   ALTER TABLE users_new RENAME TO users;";
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_rebuild.sql", rebuild),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    for i in 0..50 {
+        conn.execute(
+            "INSERT INTO users (id, email) VALUES (?1, ?2)",
+            rusqlite::params![i, format!("u{i}@example.com")],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO posts (user_id, body) VALUES (?1, 'hello')",
+            [i],
+        )
+        .unwrap();
+    }
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(count(&conn, "posts"), 50, "the rebuild must not cascade");
+    assert_eq!(count(&conn, "users"), 50);
+    let fk: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk, "foreign_keys restored");
+    // And the cascade still works afterwards.
+    conn.execute("DELETE FROM users WHERE id = 0", []).unwrap();
+    assert_eq!(count(&conn, "posts"), 49);
+}
+
+#[test]
+fn migrate_refuses_a_connection_inside_a_transaction() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(matches!(err, Error::InTransaction));
+    assert!(err.to_string().contains("commit or roll back first"));
+    assert!(
+        !conn.is_autocommit(),
+        "the caller's transaction is left alone"
+    );
+}
+
+#[test]
+fn migrate_to_goes_up_step_by_step_and_refuses_down() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003.sql", "SELECT 1;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    assert_eq!(m.migrate_to(&mut conn, 1).unwrap().version(), 1);
+    assert_eq!(m.migrate_to(&mut conn, 1).unwrap().applied().len(), 0);
+    assert_eq!(m.migrate_to(&mut conn, 2).unwrap().version(), 2);
+    let before = snapshot(&conn);
+    let err = m.migrate_to(&mut conn, 1).unwrap_err();
+    assert!(matches!(err, Error::Target { target: 1, .. }));
+    assert!(
+        err.to_string().contains("down migrations are not run yet"),
+        "{err}"
+    );
+    let err = m.migrate_to(&mut conn, 4).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the newest migration is version 3"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+    assert_eq!(m.migrate(&mut conn).unwrap().version(), 3);
+}
+
+#[test]
+fn single_transaction_is_all_or_nothing() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_bad.sql", "INSERT INTO nowhere VALUES (1);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(matches!(err, Error::Migration { version: 3, .. }));
+    assert_eq!(schema_dump(&conn), "");
+    assert_eq!(user_version(&conn), 0);
+
+    let (_d, good) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let report = good
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap();
+    assert_eq!(report.applied().len(), 2);
+    assert_eq!(history(&conn).len(), 2);
+
+    // A pending no-transaction migration cannot be part of one transaction.
+    let (_d, nt) = load(&[
+        ("001_users.sql", USERS),
+        ("002_vacuum.sql", "-- migrate:no-transaction\nVACUUM;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = nt
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("migration 2 (002_vacuum.sql) runs outside a transaction"),
+        "{err}"
+    );
+    assert_eq!(user_version(&conn), 0);
+}
+
+#[test]
+fn integrity_check_levels() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    for (level, outcome, text) in [
+        (
+            IntegrityCheck::Full,
+            IntegrityOutcome::Ok(IntegrityCheck::Full),
+            "integrity ok",
+        ),
+        (
+            IntegrityCheck::Quick,
+            IntegrityOutcome::Ok(IntegrityCheck::Quick),
+            "quick check ok",
+        ),
+        (
+            IntegrityCheck::Off,
+            IntegrityOutcome::Skipped,
+            "integrity check off",
+        ),
+    ] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let report = m
+            .migrator()
+            .integrity_check(level)
+            .migrate(&mut conn)
+            .unwrap();
+        assert_eq!(report.integrity(), outcome);
+        assert!(report.to_string().ends_with(text), "{report}");
+    }
+}
+
+#[test]
+fn integrity_failure_is_reported() {
+    // A NOT NULL constraint that the data violates, added behind SQLite's
+    // back with writable_schema: integrity_check reports it.
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);"),
+        (
+            "002_corrupt.sql",
+            "PRAGMA writable_schema = ON;\n\
+             UPDATE sqlite_master SET sql = 'CREATE TABLE t (x INTEGER NOT NULL)' WHERE name = 't';\n\
+             PRAGMA schema_version = 100;\n\
+             PRAGMA writable_schema = OFF;",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Integrity { version, problems } => {
+            assert_eq!(*version, 2);
+            assert_eq!(problems, &["NULL value in t.x"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("the migrations were committed"));
+}
+
+#[test]
+fn new_database_settings_apply_only_to_a_new_database() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let mut conn = Connection::open(&path).unwrap();
+    m.migrator()
+        .page_size(8192)
+        .auto_vacuum(AutoVacuum::Incremental)
+        .journal_mode(JournalMode::Wal)
+        .migrate(&mut conn)
+        .unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let auto_vacuum: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((page_size, auto_vacuum, journal.as_str()), (8192, 2, "wal"));
+
+    // An existing database keeps its settings.
+    let path = dir.path().join("old.db");
+    let mut conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE existing (x); PRAGMA user_version = 0;")
+        .unwrap();
+    let (_d2, m2) = load(&[("001_users.sql", USERS)]);
+    m2.migrator()
+        .page_size(8192)
+        .journal_mode(JournalMode::Wal)
+        .migrate(&mut conn)
+        .unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((page_size, journal.as_str()), (4096, "delete"));
+}
+
+#[test]
+fn lock_timeout_gives_a_clear_error() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let holder = Connection::open(&path).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; CREATE TABLE other (x);")
+        .unwrap();
+    let mut conn = Connection::open(&path).unwrap();
+    let t0 = Instant::now();
+    let err = m
+        .migrator()
+        .lock_timeout(Duration::from_millis(300))
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "waited {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        matches!(err, Error::Locked { timeout } if timeout == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("(300ms)"), "{err}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(user_version(&conn), 0);
+    // The connection's own busy timeout is restored.
+    let busy: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 5000);
+    m.migrate(&mut conn).unwrap();
+}
+
+#[test]
+fn verify_and_status_never_write_and_work_read_only() {
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("SELECT 1").unwrap();
+    }
+    let ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    m.verify(&ro).unwrap();
+    let status = m.status(&ro).unwrap();
+    assert_eq!(
+        (status.version(), status.latest(), status.pending()),
+        (0, 2, &[1, 2][..])
+    );
+    assert!(!status.is_up_to_date());
+    assert_eq!(status.to_string(), "at version 0 of 2, 2 pending");
+
+    let mut conn = Connection::open(&path).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    drop(conn);
+    let bytes = std::fs::read(&path).unwrap();
+    let ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    m.verify(&ro).unwrap();
+    let status = m.status(&ro).unwrap();
+    assert_eq!(status.history().len(), 1);
+    assert_eq!(status.history()[0].name, "users");
+    assert_eq!(status.to_string(), "at version 1 of 2, 1 pending");
+    // migrate on a read-only connection fails clearly and writes nothing.
+    let mut ro = ro;
+    let err = m.migrate(&mut ro).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ReadOnly {
+                version: 1,
+                latest: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("open it read-write to migrate"),
+        "{err}"
+    );
+    drop(ro);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    // status reports drift without failing.
+    let (_d2, edited) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);",
+        ),
+        ("002_posts.sql", POSTS),
+    ]);
+    let conn = Connection::open(&path).unwrap();
+    let status = edited.status(&conn).unwrap();
+    assert!(status
+        .problem()
+        .unwrap()
+        .contains("was edited after it was applied"));
+}
+
+#[test]
+fn from_dir_errors_are_source_errors_naming_files() {
+    let dir = migrations_dir(&[
+        ("001_a.sql", "SELECT 1;"),
+        ("003_c.sql", "SELECT 1;"),
+        ("004_d.sql", "-- nothing"),
+    ]);
+    let err = Migrations::from_dir(dir.path()).unwrap_err();
+    match &err {
+        Error::Source { problems, .. } => {
+            assert_eq!(problems.len(), 2, "{problems:?}");
+            assert!(problems[0]
+                .starts_with("003_c.sql: version 2 is missing between 001_a.sql and 003_c.sql"));
+            assert!(problems[1].starts_with("004_d.sql: the file has no SQL statement"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().starts_with("invalid migrations in "));
+    let err = Migrations::from_dir(dir.path().join("missing")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the migrations directory does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn foreign_keys_off_stays_off() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    m.migrate(&mut conn).unwrap();
+    let fk: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(!fk);
+}
+
+#[test]
+fn an_empty_set_and_an_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    assert!(m.is_empty());
+    let mut conn = Connection::open_in_memory().unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.version(), 0);
+    assert_eq!(
+        report.to_string(),
+        "nothing to apply: the database is at version 0"
+    );
+}
+
+#[test]
+fn sqlite_full_rolls_back_and_succeeds_after_space_is_freed() {
+    let big = "CREATE TABLE big (x TEXT);\n\
+               WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)\n\
+               INSERT INTO big SELECT hex(randomblob(200)) FROM n;";
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_big.sql", big)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let before = snapshot(&conn);
+    conn.execute_batch("PRAGMA max_page_count = 20").unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version: 2,
+            line: 2,
+            hint,
+            ..
+        } => assert_eq!(*hint, migrate_core::Hint::Full),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("full"), "{err}");
+    assert_eq!(snapshot(&conn), before);
+    conn.execute_batch("PRAGMA max_page_count = 1000000")
+        .unwrap();
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(count(&conn, "big"), 5000);
+}
+
+#[test]
+fn error_messages_say_what_to_do() {
+    // Every variant's message, as a user sees it.
+    let locked = Error::Locked {
+        timeout: Duration::from_secs(5),
+    };
+    assert_eq!(
+        locked.to_string(),
+        "the database is locked by another connection and stayed locked for the lock timeout (5s); \
+         nothing was applied: retry later, or raise the timeout with `migrator().lock_timeout(..)`"
+    );
+    let incomplete = Error::Incomplete {
+        version: 7,
+        file: "007_vacuum.sql".into(),
+    };
+    assert!(incomplete
+        .to_string()
+        .starts_with("migration 7 (007_vacuum.sql) is incomplete"));
+    let not_db = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("text.db");
+        std::fs::write(
+            &path,
+            "this is not a database, just some text that is long enough to fill a header..........",
+        )
+        .unwrap();
+        let (_d, m) = load(&[("001_users.sql", USERS)]);
+        let mut conn = Connection::open(&path).unwrap();
+        m.migrate(&mut conn).unwrap_err()
+    };
+    assert!(
+        not_db
+            .to_string()
+            .contains("the file is not a SQLite database"),
+        "{not_db}"
+    );
+    assert!(matches!(not_db, Error::Sqlite { .. }));
+}
