@@ -844,3 +844,73 @@ fn duration_us(d: Duration) -> i64 {
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn transaction_control_is_recognized_by_first_keywords() {
+        for sql in [
+            "BEGIN;",
+            "begin immediate;",
+            "COMMIT",
+            "commit transaction;",
+            "END;",
+            "end transaction",
+            "ROLLBACK;",
+            "rollback transaction;",
+            "/* c */ -- d\n  BEGIN",
+        ] {
+            assert!(is_transaction_control(sql, 0), "{sql}");
+        }
+        for sql in [
+            "ROLLBACK TO sp;",
+            "rollback transaction to savepoint sp",
+            "SAVEPOINT sp;",
+            "RELEASE sp;",
+            "CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; END;",
+            "SELECT 'BEGIN';",
+            "ENDING",
+        ] {
+            assert!(!is_transaction_control(sql, 0), "{sql}");
+        }
+    }
+
+    #[test]
+    fn advance_follows_sqlite_statement_text() {
+        let sql = "-- c\nSELECT 1;\nSELECT 2;";
+        // SQLite's text may start where parsing began or at the first token.
+        assert_eq!(advance(sql, 0, 5, "-- c\nSELECT 1;"), 14);
+        assert_eq!(advance(sql, 0, 5, "SELECT 1;"), 14);
+        assert_eq!(advance(sql, 14, 15, "SELECT 2;"), sql.len());
+        // Unknown text: give up tracking rather than point at a wrong line.
+        assert_eq!(advance(sql, 0, 5, "nothing like it"), sql.len());
+    }
+
+    #[test]
+    fn shorten_keeps_80_characters() {
+        assert_eq!(shorten("short"), "short");
+        let long = "é".repeat(100);
+        assert_eq!(shorten(&long), format!("{}...", "é".repeat(80)));
+    }
+
+    #[test]
+    fn statement_lines_follow_comments_and_blank_lines() {
+        let conn = Connection::open_in_memory().unwrap();
+        let m = Migration::__embedded(1, "x", "001_x.sql",
+            "-- header\n\n/* multi\nline */ CREATE TABLE a (x);\n\n-- gap\n\nSELECT * FROM missing;\n",
+            [0; 32], false, None);
+        conn.execute_batch("BEGIN").unwrap();
+        match run_statements(&conn, &m, true).unwrap_err() {
+            Error::Migration {
+                line, statement, ..
+            } => {
+                assert_eq!(line, 8);
+                assert_eq!(statement, "SELECT * FROM missing;");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -215,3 +215,96 @@ pub(crate) fn verify(state: &DbState, migrations: &Migrations) -> Result<Verifie
 fn clamp(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::migration::Migration;
+
+    static LIST: [Migration; 2] = [
+        Migration::__embedded(1, "a", "001_a.sql", "SELECT 1;", [1; 32], false, None),
+        Migration::__embedded(2, "b", "002_b.sql", "SELECT 2;", [2; 32], false, None),
+    ];
+
+    fn row(version: u32, checksum: [u8; 32], state: &str) -> HistoryRow {
+        HistoryRow {
+            version,
+            name: String::new(),
+            checksum: migrate_rules::hex(&checksum),
+            applied_at: String::new(),
+            duration_us: 0,
+            state: state.to_owned(),
+        }
+    }
+
+    fn check(user_version: i64, history: Option<Vec<HistoryRow>>) -> Result<Verified> {
+        verify(
+            &DbState {
+                user_version,
+                history,
+            },
+            &Migrations::__embedded(&LIST),
+        )
+    }
+
+    #[test]
+    fn each_row_of_the_verification_table() {
+        let ok = check(
+            2,
+            Some(vec![row(1, [1; 32], "applied"), row(2, [2; 32], "applied")]),
+        )
+        .unwrap();
+        assert_eq!((ok.current, ok.needs_adoption), (2, false));
+        let fresh = check(0, None).unwrap();
+        assert_eq!((fresh.current, fresh.needs_adoption), (0, false));
+        let adopt = check(1, None).unwrap();
+        assert_eq!((adopt.current, adopt.needs_adoption), (1, true));
+
+        let drift = check(
+            2,
+            Some(vec![row(1, [1; 32], "applied"), row(2, [9; 32], "applied")]),
+        );
+        assert!(matches!(drift, Err(Error::Drift { version: 2, .. })));
+        let newer = check(
+            3,
+            Some(vec![
+                row(1, [1; 32], "applied"),
+                row(2, [2; 32], "applied"),
+                row(3, [3; 32], "applied"),
+            ]),
+        );
+        assert!(matches!(
+            newer,
+            Err(Error::UnknownVersion {
+                database: 3,
+                latest: 2
+            })
+        ));
+        assert!(matches!(
+            check(3, None),
+            Err(Error::UnknownVersion {
+                database: 3,
+                latest: 2
+            })
+        ));
+        let missing = check(2, Some(vec![row(2, [2; 32], "applied")]));
+        assert!(matches!(missing, Err(Error::Inconsistent { .. })));
+        let disagree = check(
+            1,
+            Some(vec![row(1, [1; 32], "applied"), row(2, [2; 32], "applied")]),
+        );
+        assert!(matches!(disagree, Err(Error::Inconsistent { .. })));
+        let incomplete = check(
+            1,
+            Some(vec![row(1, [1; 32], "applied"), row(2, [2; 32], "started")]),
+        );
+        assert!(matches!(
+            incomplete,
+            Err(Error::Incomplete { version: 2, .. })
+        ));
+        assert!(matches!(check(-1, None), Err(Error::Inconsistent { .. })));
+        let odd = check(1, Some(vec![row(1, [1; 32], "weird")]));
+        assert!(matches!(odd, Err(Error::Inconsistent { .. })));
+    }
+}
