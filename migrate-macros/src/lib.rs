@@ -18,18 +18,50 @@ use syn::LitStr;
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
     expand(input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(into_compile_errors)
         .into()
 }
 
+/// All errors as one expression: `syn::Error::into_compile_error` of several
+/// combined errors is a sequence of `compile_error!` calls, which is not an
+/// expression and would add confusing parse errors after the real ones.
+fn into_compile_errors(error: syn::Error) -> TokenStream2 {
+    let errors = error.into_iter().map(|e| e.into_compile_error());
+    quote!({ #(#errors);* })
+}
+
+/// The argument: one string literal, nothing else.
+fn parse_argument(input: TokenStream2) -> syn::Result<LitStr> {
+    if input.is_empty() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "missing the migrations directory: write `embed_migrations!(\"migrations\")`, \
+             with the directory relative to the crate's Cargo.toml",
+        ));
+    }
+    let parser = |stream: syn::parse::ParseStream<'_>| -> syn::Result<LitStr> {
+        let lit: LitStr = stream.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected a string literal, such as `embed_migrations!(\"migrations\")`, \
+                 naming the directory relative to the crate's Cargo.toml (the macro cannot \
+                 read constants or expand other macros)",
+            )
+        })?;
+        if !stream.is_empty() {
+            return Err(syn::Error::new(
+                stream.span(),
+                "unexpected tokens after the directory: `embed_migrations!` takes one string \
+                 literal, such as `embed_migrations!(\"migrations\")`",
+            ));
+        }
+        Ok(lit)
+    };
+    syn::parse::Parser::parse2(parser, input)
+}
+
 fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
-    let lit: LitStr = syn::parse2(input).map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "expected the migrations directory as a string literal, relative to the crate's \
-             Cargo.toml: `embed_migrations!(\"migrations\")`",
-        )
-    })?;
+    let lit = parse_argument(input)?;
     let span = lit.span();
     let relative = lit.value();
     if Path::new(&relative).is_absolute() {
@@ -50,18 +82,31 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
     let dir = PathBuf::from(manifest_dir).join(&relative);
     let loaded = migrate_rules::load_dir(&dir).map_err(|problems| {
         let shown_dir = dir.display().to_string();
+        // How the user wrote the directory, to prefix file names with.
+        let prefix = relative.trim_end_matches(['/', '\\']);
         let mut errors = problems.iter().map(|p| {
-            let file = if p.file == shown_dir {
-                relative.clone()
+            let message = if p.file == shown_dir {
+                format!(
+                    "{relative}: {} (the path is relative to the directory of the crate's \
+                     Cargo.toml)",
+                    p.message
+                )
             } else {
-                format!("{relative}/{}", p.file)
+                // A duplicate names several files, separated by ", " (which
+                // a valid migration file name cannot contain).
+                let files: Vec<String> = p
+                    .file
+                    .split(", ")
+                    .map(|file| format!("{prefix}/{file}"))
+                    .collect();
+                let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!("{}{at}: {}", files.join(", "), p.message)
             };
-            let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();
-            syn::Error::new(span, format!("{file}{at}: {}", p.message))
+            syn::Error::new(span, message)
         });
         let mut first = errors
             .next()
-            .unwrap_or_else(|| syn::Error::new(span, "invalid migrations"));
+            .unwrap_or_else(|| syn::Error::new(span, "invalid migrations directory"));
         for e in errors {
             first.combine(e);
         }
@@ -109,3 +154,6 @@ fn path_str(path: &Path, span: Span) -> syn::Result<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;
