@@ -133,6 +133,21 @@ pub enum Error {
         problems: Vec<String>,
     },
 
+    /// The migrations directory on disk differs from what the program
+    /// embedded when it was built (from [`crate::Migrations::check_source`]).
+    #[error(
+        "the program was built with other migrations than {dir} holds now ({}); rebuild it, and \
+         make sure build.rs prints `cargo:rerun-if-changed=migrations` so that adding or removing \
+         a file rebuilds it",
+        differences.join(", ")
+    )]
+    Stale {
+        /// The directory.
+        dir: String,
+        /// What differs, one entry per file.
+        differences: Vec<String>,
+    },
+
     /// Another connection held the write lock for longer than the timeout.
     #[error(
         "the database is locked by another connection and stayed locked for the lock timeout \

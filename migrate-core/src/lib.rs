@@ -85,6 +85,7 @@
 //! library).
 
 mod error;
+pub mod lock;
 mod migration;
 mod report;
 mod runner;

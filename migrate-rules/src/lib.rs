@@ -27,8 +27,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod lexer;
+mod lock;
 
 pub use lexer::{first_keywords, line_of, skip_trivia};
+pub use lock::{LockEntry, LockFile, LOCK_FILE_NAME};
 
 /// The largest version a migration can have: `PRAGMA user_version` is a
 /// signed 32-bit integer.
@@ -334,7 +336,8 @@ pub struct LoadedMigration {
     pub down: Option<LoadedFile>,
 }
 
-/// Reads a migrations directory and applies every rule.
+/// Reads a migrations directory, applies every rule, and checks the
+/// directory against its lock file ([`LOCK_FILE_NAME`]) if it has one.
 ///
 /// Returns the migrations in version order, or every problem found (each
 /// naming its file), so that one run shows them all. Files not ending in
@@ -344,8 +347,29 @@ pub struct LoadedMigration {
 ///
 /// The directory is missing, is a file or cannot be read, or a file breaks a
 /// rule: see [`parse_file_name`] and [`check_contents`], plus duplicates,
-/// gaps, non-UTF-8 and unreadable files, and down files without an up file.
+/// gaps, non-UTF-8 and unreadable files, and down files without an up file;
+/// or a malformed lock file, or a locked migration that was edited, removed
+/// or renamed (see [`LockFile::check`]).
 pub fn load_dir(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleError>> {
+    let loaded = load_dir_unlocked(dir)?;
+    let problems = match LockFile::read(dir) {
+        Ok(None) => return Ok(loaded),
+        Ok(Some((lock, _))) => lock.check(&loaded),
+        Err(e) => vec![e],
+    };
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
+/// [`load_dir`] without the lock check: the file rules only.
+///
+/// # Errors
+///
+/// As [`load_dir`], except for the lock file.
+pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleError>> {
     let shown = dir.display().to_string();
     let meta = match std::fs::metadata(dir) {
         Ok(meta) => meta,

@@ -347,3 +347,169 @@ proptest! {
         }
     }
 }
+
+mod lock_file {
+    use super::*;
+
+    const A: &str = "CREATE TABLE a(x);";
+    const B: &str = "CREATE TABLE b(x);";
+
+    fn locked_dir() -> tempfile::TempDir {
+        let dir = dir_with(&[("001_a.sql", A), ("002_b.sql", B)]);
+        let loaded = load_dir(dir.path()).unwrap();
+        let (text, added) = LockFile::appended(None, &LockFile::default(), &loaded);
+        assert_eq!(added, [1, 2]);
+        fs::write(dir.path().join(LOCK_FILE_NAME), text).unwrap();
+        dir
+    }
+
+    #[test]
+    fn format_is_one_line_per_version() {
+        let dir = locked_dir();
+        let text = fs::read_to_string(dir.path().join(LOCK_FILE_NAME)).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("1 001_a.sql {}", hex(&checksum(A))),
+                format!("2 002_b.sql {}", hex(&checksum(B)))
+            ]
+        );
+        assert_eq!(load_dir(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn new_migrations_beyond_the_lock_are_fine_and_appended_without_touching_lines() {
+        let dir = locked_dir();
+        let lock_path = dir.path().join(LOCK_FILE_NAME);
+        let before = fs::read(&lock_path).unwrap();
+        fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c(x);").unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        let (lock, text) = LockFile::read(dir.path()).unwrap().unwrap();
+        let (new_text, added) = LockFile::appended(Some(&text), &lock, &loaded);
+        assert_eq!(added, [3]);
+        assert!(
+            new_text.as_bytes().starts_with(&before),
+            "existing lines are kept byte for byte"
+        );
+        assert!(new_text.ends_with(&format!(
+            "3 003_c.sql {}\n",
+            hex(&checksum("CREATE TABLE c(x);"))
+        )));
+    }
+
+    #[test]
+    fn edited_removed_and_renamed_locked_files_are_errors() {
+        let dir = locked_dir();
+        fs::write(dir.path().join("002_b.sql"), "CREATE TABLE b(x, y);").unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert_eq!(err.len(), 1);
+        let msg = err[0].to_string();
+        assert!(
+            msg.starts_with("002_b.sql: version 2 was edited after it was released"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&hex(&checksum(B)))
+                && msg.contains(&hex(&checksum("CREATE TABLE b(x, y);"))),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("revert the edit and put the change in a new migration"),
+            "{msg}"
+        );
+        // Windows line endings and a BOM are not an edit.
+        fs::write(
+            dir.path().join("002_b.sql"),
+            format!("\u{feff}{B}\r\n").replace("\r\n", ""),
+        )
+        .unwrap();
+        assert!(load_dir(dir.path()).is_ok());
+        fs::write(dir.path().join("002_b.sql"), "\u{feff}CREATE TABLE b(x);").unwrap();
+        assert!(load_dir(dir.path()).is_ok());
+
+        fs::rename(dir.path().join("002_b.sql"), dir.path().join("002_bee.sql")).unwrap();
+        let msg = load_dir(dir.path()).unwrap_err()[0].to_string();
+        assert!(
+            msg.contains(
+                "locked in migrate.lock (line 5) as 002_b.sql, but the file is now 002_bee.sql"
+            ),
+            "{msg}"
+        );
+
+        fs::remove_file(dir.path().join("002_bee.sql")).unwrap();
+        let msg = load_dir(dir.path()).unwrap_err()[0].to_string();
+        assert!(
+            msg.starts_with(
+                "002_b.sql: version 2 is locked in migrate.lock (line 5) but its file is gone"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn malformed_lock_files_name_the_line() {
+        let ok = format!("1 001_a.sql {}\n", hex(&checksum(A)));
+        for (text, line, says) in [
+            (
+                format!("# c\n{ok}2 002_b.sql\n"),
+                3,
+                "expected `<version> <file name> <sha256>`",
+            ),
+            (
+                format!("{ok}\n2 002_b.sql abc\n"),
+                3,
+                "is not a SHA-256 checksum",
+            ),
+            (
+                format!("x 001_a.sql {}\n", hex(&checksum(A))),
+                1,
+                "is not a version",
+            ),
+            (
+                format!("{ok}{ok}"),
+                2,
+                "version 1 where version 2 was expected",
+            ),
+            (
+                format!("2 002_b.sql {}\n", hex(&checksum(B))),
+                1,
+                "version 2 where version 1 was expected",
+            ),
+        ] {
+            let err = LockFile::parse(&text).unwrap_err();
+            assert_eq!(err.line, Some(line), "{text}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("migrate.lock:{line}: ")),
+                "{err}"
+            );
+            assert!(err.message.contains(says), "{err}");
+        }
+        let dir = dir_with(&[("001_a.sql", A), (LOCK_FILE_NAME, "garbage\n")]);
+        assert_eq!(load_dir(dir.path()).unwrap_err()[0].line, Some(1));
+    }
+
+    #[test]
+    fn relock_rewrites_only_the_named_line() {
+        let dir = locked_dir();
+        fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a(x, y);").unwrap();
+        let loaded = load_dir_unlocked(dir.path()).unwrap();
+        let (lock, text) = LockFile::read(dir.path()).unwrap().unwrap();
+        let new_text = LockFile::relocked(&text, &lock, &loaded, 1).unwrap();
+        let old_lines: Vec<&str> = text.lines().collect();
+        let new_lines: Vec<&str> = new_text.lines().collect();
+        assert_eq!(old_lines.len(), new_lines.len());
+        for (i, (o, n)) in old_lines.iter().zip(&new_lines).enumerate() {
+            if i + 1 == lock.entries[0].line {
+                assert_eq!(
+                    *n,
+                    format!("1 001_a.sql {}", hex(&checksum("CREATE TABLE a(x, y);")))
+                );
+            } else {
+                assert_eq!(o, n);
+            }
+        }
+        assert!(LockFile::relocked(&text, &lock, &loaded, 3).is_none());
+    }
+}

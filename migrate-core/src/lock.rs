@@ -1,0 +1,173 @@
+//! The lock file (`migrations/migrate.lock`): the checksums of released
+//! migrations, committed with them, so that editing a released migration
+//! fails the developer's own build or tests instead of a production start.
+//!
+//! `embed_migrations!` and [`Migrations::from_dir`] check a directory
+//! against its lock when it has one; [`Migrations::check_source`] does the
+//! same from a test and also catches a stale build. [`append`] adds the new
+//! migrations to the lock; [`replace_released_checksum`] is the explicit,
+//! separate action that changes a line.
+//!
+//! The format, one line per released version, fields separated by a space:
+//!
+//! ```text
+//! # comments and blank lines are ignored
+//! 1 001_create_users.sql <64 hex characters: SHA-256, CRLF and BOM ignored>
+//! 2 002_add_display_name.sql <...>
+//! ```
+
+use std::path::Path;
+
+use migrate_rules::{LockFile, LOCK_FILE_NAME};
+
+use crate::error::{Error, Result};
+use crate::migration::Migrations;
+
+fn source_error(dir: &Path, problems: Vec<migrate_rules::RuleError>) -> Error {
+    Error::Source {
+        dir: dir.display().to_string(),
+        problems: problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn write(dir: &Path, text: &str) -> Result<()> {
+    let path = dir.join(LOCK_FILE_NAME);
+    std::fs::write(&path, text).map_err(|e| Error::Source {
+        dir: dir.display().to_string(),
+        problems: vec![format!("{LOCK_FILE_NAME}: cannot write the lock file: {e}")],
+    })
+}
+
+/// Appends a line to `dir/migrate.lock` for every migration not yet in it
+/// (creating the file if needed), and returns the versions added. Existing
+/// lines are never changed: if a locked migration was edited, removed or
+/// renamed, nothing is written and the error says so.
+///
+/// Call it when you release migrations, from a test or a build step:
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+/// let added = migrate_core::lock::append(dir.path())?;
+/// assert_eq!(added, [1]);
+/// assert!(migrate_core::lock::append(dir.path())?.is_empty());
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Source`] for invalid migrations, a malformed lock, a locked
+/// migration that changed, or a lock file that cannot be written.
+pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
+    let dir = dir.as_ref();
+    let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, p))?;
+    let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, vec![p]))? {
+        Some((lock, text)) => (lock, Some(text)),
+        None => (LockFile::default(), None),
+    };
+    let (new_text, added) = LockFile::appended(text.as_deref(), &lock, &loaded);
+    if !added.is_empty() || text.is_none() {
+        write(dir, &new_text)?;
+        log::info!(
+            "locked versions {added:?} in {}",
+            dir.join(LOCK_FILE_NAME).display()
+        );
+    }
+    Ok(added)
+}
+
+/// Replaces the locked checksum (and file name) of one released version
+/// with the file's current ones: the deliberate override for a released
+/// migration that had to be edited. Every database that already ran the
+/// old file will then report drift for it; only do this when you know none
+/// did, or after fixing those databases by hand.
+///
+/// # Errors
+///
+/// [`Error::Source`] if the directory is invalid, has no lock, or the lock
+/// has no such version.
+pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<()> {
+    let dir = dir.as_ref();
+    let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, p))?;
+    let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, vec![p]))? else {
+        return Err(Error::Source {
+            dir: dir.display().to_string(),
+            problems: vec![format!(
+                "{LOCK_FILE_NAME}: there is no lock file; create it with `lock::append`"
+            )],
+        });
+    };
+    let new_text =
+        LockFile::relocked(&text, &lock, &loaded, version).ok_or_else(|| Error::Source {
+            dir: dir.display().to_string(),
+            problems: vec![format!(
+                "{LOCK_FILE_NAME}: version {version} is not locked, or has no file"
+            )],
+        })?;
+    write(dir, &new_text)?;
+    log::warn!(
+        "replaced the locked checksum of version {version} in {}",
+        dir.join(LOCK_FILE_NAME).display()
+    );
+    Ok(())
+}
+
+impl Migrations {
+    /// Checks, from a test, that the migrations directory on disk agrees
+    /// with its lock file and with what this program embedded.
+    ///
+    /// It catches an edit to a released migration (as the compile-time
+    /// check does, for those who prefer a failing test) and a stale build:
+    /// a file added, removed or edited since the program was built, which
+    /// happens when `build.rs` lacks `cargo:rerun-if-changed=migrations`.
+    ///
+    /// ```
+    /// use migrate_core::{embed_migrations, Migrations};
+    /// static MIGRATIONS: Migrations = embed_migrations!("migrations");
+    ///
+    /// # fn main() -> Result<(), migrate_core::Error> {
+    /// // In tests/migrations.rs: `#[test] fn migrations_are_locked() { ... }`
+    /// // (tests run from the crate's directory).
+    /// MIGRATIONS.check_source("migrations")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Source`] for invalid files or a lock mismatch (the same
+    /// messages as the compile-time check), [`Error::Stale`] when the
+    /// directory differs from what was embedded.
+    pub fn check_source(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let on_disk = Migrations::from_dir(dir)?;
+        let mut differences = Vec::new();
+        let longest = self.len().max(on_disk.len());
+        for version in (1..=longest).filter_map(|v| u32::try_from(v).ok()) {
+            match (self.get(version), on_disk.get(version)) {
+                (Some(built), Some(disk)) if built.checksum() != disk.checksum() => {
+                    differences.push(format!("{} was edited", disk.file_name()));
+                }
+                (Some(built), Some(disk)) if built.file_name() != disk.file_name() => {
+                    differences.push(format!(
+                        "{} was renamed to {}",
+                        built.file_name(),
+                        disk.file_name()
+                    ));
+                }
+                (Some(built), None) => {
+                    differences.push(format!("{} was removed", built.file_name()))
+                }
+                (None, Some(disk)) => differences.push(format!("{} was added", disk.file_name())),
+                _ => {}
+            }
+        }
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Stale {
+            dir: dir.display().to_string(),
+            differences,
+        })
+    }
+}

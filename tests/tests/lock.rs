@@ -1,0 +1,154 @@
+//! The lock file of released migrations at run time: `from_dir` checks it,
+//! `check_source` checks it and catches stale builds, `lock::append` only
+//! appends, `lock::replace_released_checksum` is the explicit override.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+
+use migrate_core::{lock, Error, Migrations};
+use migrate_tests::migrations_dir;
+
+const A: &str = "CREATE TABLE a (x);";
+const B: &str = "CREATE TABLE b (x);";
+
+fn released() -> tempfile::TempDir {
+    let dir = migrations_dir(&[("001_a.sql", A), ("002_b.sql", B)]);
+    assert_eq!(lock::append(dir.path()).unwrap(), [1, 2]);
+    dir
+}
+
+#[test]
+fn from_dir_refuses_an_edited_released_migration() {
+    let dir = released();
+    Migrations::from_dir(dir.path()).unwrap();
+    fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (x, y);").unwrap();
+    let err = Migrations::from_dir(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Source { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("001_a.sql: version 1 was edited after it was released"),
+        "{text}"
+    );
+    assert!(
+        text.contains("revert the edit and put the change in a new migration"),
+        "{text}"
+    );
+    // CRLF and BOM are not changes.
+    fs::write(
+        dir.path().join("001_a.sql"),
+        format!("\u{feff}{A}\r\n").trim_end(),
+    )
+    .unwrap();
+    Migrations::from_dir(dir.path()).unwrap();
+}
+
+#[test]
+fn append_keeps_existing_lines_byte_identical() {
+    let dir = released();
+    let path = dir.path().join("migrate.lock");
+    let before = fs::read(&path).unwrap();
+    assert!(lock::append(dir.path()).unwrap().is_empty());
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        before,
+        "nothing new: nothing written"
+    );
+    fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c (x);").unwrap();
+    assert_eq!(lock::append(dir.path()).unwrap(), [3]);
+    let after = fs::read(&path).unwrap();
+    assert!(after.starts_with(&before));
+    let added = String::from_utf8(after[before.len()..].to_vec()).unwrap();
+    let checksum = migrate_core::Checksum::of("CREATE TABLE c (x);");
+    assert_eq!(added, format!("3 003_c.sql {checksum}\n"));
+
+    // An edited released file: append refuses and writes nothing.
+    fs::write(dir.path().join("002_b.sql"), "CREATE TABLE b (x, y);").unwrap();
+    fs::write(dir.path().join("004_d.sql"), "CREATE TABLE d (x);").unwrap();
+    let err = lock::append(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("version 2 was edited after it was released"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), after);
+}
+
+#[test]
+fn replace_released_checksum_changes_one_line_only() {
+    let dir = released();
+    let path = dir.path().join("migrate.lock");
+    let before = fs::read_to_string(&path).unwrap();
+    fs::write(dir.path().join("002_b.sql"), "CREATE TABLE b (x, y);").unwrap();
+    assert!(Migrations::from_dir(dir.path()).is_err());
+    lock::replace_released_checksum(dir.path(), 2).unwrap();
+    Migrations::from_dir(dir.path()).unwrap();
+    let after = fs::read_to_string(&path).unwrap();
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(b, a)| b != a)
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].0.starts_with("2 002_b.sql ") && changed[0].1.starts_with("2 002_b.sql "));
+    assert!(lock::replace_released_checksum(dir.path(), 9).is_err());
+}
+
+#[test]
+fn malformed_lock_is_a_clear_error_naming_the_line() {
+    let dir = released();
+    let path = dir.path().join("migrate.lock");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("3 003_c.sql not-a-checksum\n");
+    fs::write(&path, &text).unwrap();
+    let line = text.lines().count();
+    let err = Migrations::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "migrate.lock:{line}: \"not-a-checksum\" is not a SHA-256 checksum"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_source_catches_stale_builds() {
+    let dir = migrations_dir(&[("001_a.sql", A), ("002_b.sql", B)]);
+    let built = Migrations::from_dir(dir.path()).unwrap(); // what the binary embedded
+    built.check_source(dir.path()).unwrap();
+
+    fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c (x);").unwrap();
+    let err = built.check_source(dir.path()).unwrap_err();
+    match &err {
+        Error::Stale { differences, .. } => assert_eq!(differences, &["003_c.sql was added"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("rebuild it"), "{text}");
+    assert!(text.contains("cargo:rerun-if-changed=migrations"), "{text}");
+
+    fs::remove_file(dir.path().join("003_c.sql")).unwrap();
+    fs::write(dir.path().join("002_b.sql"), "CREATE TABLE b (x, y);").unwrap();
+    assert!(
+        matches!(built.check_source(dir.path()), Err(Error::Stale { differences, .. }) if differences == ["002_b.sql was edited"])
+    );
+
+    fs::remove_file(dir.path().join("002_b.sql")).unwrap();
+    assert!(
+        matches!(built.check_source(dir.path()), Err(Error::Stale { differences, .. }) if differences == ["002_b.sql was removed"])
+    );
+}
+
+#[test]
+fn check_source_reports_lock_problems_with_the_compile_time_message() {
+    let dir = released();
+    let built = Migrations::from_dir(dir.path()).unwrap();
+    fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (x, y);").unwrap();
+    let err = built.check_source(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Source { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("001_a.sql: version 1 was edited after it was released"),
+        "{err}"
+    );
+}
