@@ -132,3 +132,144 @@ pub fn integrity(conn: &Connection) -> String {
 pub fn open(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
+
+pub use reliability::{fingerprint, full_size, ChildProcess};
+
+/// Helpers of the reliability tests (processes, large databases). Test
+/// helpers panic on any unexpected failure, which is what a test wants.
+#[allow(clippy::missing_panics_doc)]
+mod reliability {
+    use std::fmt::Write as _;
+
+    use rusqlite::Connection;
+
+    /// Whether the reliability tests run at full size (`MIGRATE_FULL=1`): a
+    /// million rows and more, more rounds. The default sizes are small but
+    /// still exercise every fault.
+    pub fn full_size() -> bool {
+        std::env::var("MIGRATE_FULL").is_ok_and(|v| v == "1")
+    }
+
+    /// A database's state as a comparable text, cheap on large tables: the
+    /// `user_version`, every schema object with its SQL, the history rows, and
+    /// for every other table its row count and an order-independent hash of its
+    /// rows. With `timing == false` the history's `applied_at` and
+    /// `duration_us` are left out, to compare databases migrated at different
+    /// times.
+    pub fn fingerprint(conn: &Connection, timing: bool) -> String {
+        use std::hash::{Hash, Hasher};
+
+        let mut out = String::new();
+        let user_version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        writeln!(out, "user_version = {user_version}").unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
+            )
+            .unwrap();
+        let objects: Vec<(String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (kind, name, table, sql) in &objects {
+            writeln!(out, "{kind} {name} on {table}: {sql}").unwrap();
+            if kind != "table" || name.starts_with("sqlite_") {
+                continue;
+            }
+            if name == "_migrate_history" {
+                let columns = if timing {
+                    "version, name, checksum, state, applied_at, duration_us"
+                } else {
+                    "version, name, checksum, state"
+                };
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "SELECT {columns} FROM _migrate_history ORDER BY version"
+                    ))
+                    .unwrap();
+                let n = stmt.column_count();
+                let mut rows = stmt.query([]).unwrap();
+                while let Some(row) = rows.next().unwrap() {
+                    let values: Vec<String> = (0..n)
+                        .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                        .collect();
+                    writeln!(out, "  history: {}", values.join(", ")).unwrap();
+                }
+                continue;
+            }
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            let Ok(mut stmt) = conn.prepare(&format!("SELECT * FROM {quoted}")) else {
+                writeln!(out, "  rows: (virtual or unreadable)").unwrap();
+                continue;
+            };
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            let (mut count, mut sum, mut xor) = (0u64, 0u64, 0u64);
+            while let Some(row) = rows.next().unwrap() {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                for i in 0..n {
+                    match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => 0u8.hash(&mut hasher),
+                        rusqlite::types::ValueRef::Integer(v) => (1u8, v).hash(&mut hasher),
+                        rusqlite::types::ValueRef::Real(v) => (2u8, v.to_bits()).hash(&mut hasher),
+                        rusqlite::types::ValueRef::Text(v) => (3u8, v).hash(&mut hasher),
+                        rusqlite::types::ValueRef::Blob(v) => (4u8, v).hash(&mut hasher),
+                    }
+                }
+                let h = hasher.finish();
+                count += 1;
+                sum = sum.wrapping_add(h);
+                xor ^= h.rotate_left(17);
+            }
+            writeln!(out, "  rows: {count}, hash {sum:016x}{xor:016x}").unwrap();
+        }
+        out
+    }
+
+    /// A child process of the reliability tests (the `migrate_child` binary),
+    /// with its stdin and stdout piped.
+    pub struct ChildProcess {
+        /// The process.
+        pub child: std::process::Child,
+        stdout: std::io::BufReader<std::process::ChildStdout>,
+    }
+
+    impl ChildProcess {
+        /// Starts `exe` with `args`.
+        pub fn spawn(exe: &str, args: &[&str]) -> Self {
+            let mut child = std::process::Command::new(exe)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            ChildProcess { child, stdout }
+        }
+
+        /// The next line it prints, without the newline (empty at its end).
+        pub fn line(&mut self) -> String {
+            use std::io::BufRead;
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).unwrap();
+            line.trim_end().to_owned()
+        }
+
+        /// Sends it a line on stdin.
+        pub fn send(&mut self, line: &str) {
+            use std::io::Write;
+            let stdin = self.child.stdin.as_mut().unwrap();
+            writeln!(stdin, "{line}").unwrap();
+            stdin.flush().unwrap();
+        }
+
+        /// Waits for it to exit; its exit status.
+        pub fn wait(mut self) -> std::process::ExitStatus {
+            drop(self.child.stdin.take());
+            self.child.wait().unwrap()
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Races between OS processes: eight processes migrate one fresh database
+//! file at the same moment; a migration waits for another process's write
+//! lock only up to the lock timeout; an up-to-date database never waits.
+//!
+//! Environment: `MIGRATE_FULL=1` runs more rounds of each race (default 2
+//! rounds per journal mode, 10 at full size).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use migrate_core::{Error, Migrations};
+use migrate_tests::{full_size, integrity, open, snapshot, ChildProcess};
+use rusqlite::Connection;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_migrate_child");
+const PROCESSES: usize = 8;
+const MIGRATIONS: u32 = 30;
+
+/// 30 migrations; each creates a table, fills it, and appends its version to
+/// `applied_log`, so that a migration run twice, or out of order, shows.
+fn thirty_migrations() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for v in 1..=MIGRATIONS {
+        let mut sql = String::new();
+        if v == 1 {
+            sql.push_str(
+                "CREATE TABLE applied_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL);\n",
+            );
+        }
+        sql.push_str(&format!(
+            "CREATE TABLE t{v} (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);\n\
+             INSERT INTO t{v} (payload) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) \
+             SELECT printf('row %d of migration {v}', i) FROM n;\n\
+             INSERT INTO applied_log (version) VALUES ({v});\n"
+        ));
+        std::fs::write(dir.path().join(format!("{v:03}_step_{v}.sql")), sql).unwrap();
+    }
+    dir
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Journal {
+    /// The fresh file stays in rollback-journal mode.
+    Rollback,
+    /// The file was switched to WAL before the race (no tables yet).
+    WalBefore,
+    /// Every process asks the migrator to switch the new file to WAL.
+    WalByMigrator,
+}
+
+fn race(journal: Journal) {
+    let migrations_dir = thirty_migrations();
+    let migrations = Migrations::from_dir(migrations_dir.path()).unwrap();
+    let rounds = if full_size() { 10 } else { 2 };
+    let mut contended = 0;
+    for round in 0..rounds {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("race.db");
+        if journal == Journal::WalBefore {
+            let conn = Connection::open(&db).unwrap();
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        let db_arg = db.to_str().unwrap();
+        let dir_arg = migrations_dir.path().to_str().unwrap();
+        let mut args = vec!["migrate", db_arg, dir_arg, "--wait"];
+        if journal == Journal::WalByMigrator {
+            args.push("--wal");
+        }
+        let mut children: Vec<ChildProcess> = (0..PROCESSES)
+            .map(|_| ChildProcess::spawn(CHILD, &args))
+            .collect();
+        // The barrier: every process has loaded the migrations and opened
+        // the file before any of them starts.
+        for child in &mut children {
+            assert_eq!(child.line(), "ready");
+        }
+        for child in &mut children {
+            child.send("go");
+        }
+        let mut applied_by_all = Vec::new();
+        // Processes that applied something, and processes that found
+        // migrations pending when they started (and so took the write path).
+        let (mut appliers, mut contenders) = (0, 0);
+        for mut child in children {
+            assert_eq!(child.line(), "start");
+            let result = child.line();
+            let status = child.wait();
+            assert!(
+                result.starts_with("ok ") && status.success(),
+                "{journal:?} round {round}: a process failed: {result:?} ({status})"
+            );
+            let (applied, rest) = result["ok ".len()..].split_once(" from=").unwrap();
+            let (from, version) = rest.split_once(" version=").unwrap();
+            assert_eq!(version, MIGRATIONS.to_string(), "{result}");
+            appliers += usize::from(!applied.is_empty());
+            contenders += usize::from(from != version);
+            applied_by_all.extend(
+                applied
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<u32>().unwrap()),
+            );
+        }
+        eprintln!(
+            "{journal:?} round {round}: {contenders} of {PROCESSES} processes found migrations \
+             pending, {appliers} applied some"
+        );
+        contended += contenders;
+        applied_by_all.sort_unstable();
+        assert_eq!(
+            applied_by_all,
+            (1..=MIGRATIONS).collect::<Vec<_>>(),
+            "{journal:?} round {round}: each migration must be applied by exactly one process"
+        );
+
+        let conn = open(&db);
+        assert_eq!(integrity(&conn), "ok");
+        let logged: Vec<u32> = conn
+            .prepare("SELECT version FROM applied_log ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            logged,
+            (1..=MIGRATIONS).collect::<Vec<_>>(),
+            "{journal:?}: every migration ran once, in order"
+        );
+        let history: Vec<u32> = conn
+            .prepare("SELECT version FROM _migrate_history WHERE state = 'applied' ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(history, (1..=MIGRATIONS).collect::<Vec<_>>());
+        let user_version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(user_version, MIGRATIONS);
+        for v in 1..=MIGRATIONS {
+            let rows: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM t{v}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 300, "table t{v}");
+        }
+        migrations.verify(&conn).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let expected = if journal == Journal::Rollback {
+            "delete"
+        } else {
+            "wal"
+        };
+        assert_eq!(mode, expected, "{journal:?}");
+    }
+    // The test must race: more than one process found work to do.
+    assert!(
+        contended > rounds,
+        "{journal:?}: in {rounds} rounds only {contended} processes contended for the write lock"
+    );
+}
+
+#[test]
+fn eight_processes_race_on_a_fresh_file_in_rollback_journal_mode() {
+    race(Journal::Rollback);
+}
+
+#[test]
+fn eight_processes_race_on_a_fresh_file_in_wal_mode() {
+    race(Journal::WalBefore);
+}
+
+#[test]
+fn eight_processes_race_while_the_migrator_switches_the_fresh_file_to_wal() {
+    race(Journal::WalByMigrator);
+}
+
+/// Two migrations; the database at version 1.
+fn database_at_version_1(wal: bool) -> (tempfile::TempDir, Migrations, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_users.sql"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n\
+         INSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("002_posts.sql"),
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id));\n",
+    )
+    .unwrap();
+    let migrations = Migrations::from_dir(&dir).unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = open(&db);
+    if wal {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .unwrap();
+    }
+    migrations.migrate_to(&mut conn, 1).unwrap();
+    (tmp, migrations, db)
+}
+
+fn hold_write_lock(db: &std::path::Path) -> ChildProcess {
+    let mut holder = ChildProcess::spawn(
+        CHILD,
+        &["hold", db.to_str().unwrap(), "immediate", "--write"],
+    );
+    assert_eq!(holder.line(), "holding");
+    holder
+}
+
+#[test]
+fn migrate_waits_for_a_writer_up_to_the_lock_timeout_then_returns_locked() {
+    for wal in [false, true] {
+        let (_tmp, migrations, db) = database_at_version_1(wal);
+        let mut conn = open(&db);
+        let before = snapshot(&conn);
+        let holder = hold_write_lock(&db);
+
+        let timeout = Duration::from_millis(400);
+        let t0 = Instant::now();
+        let result = migrations
+            .migrator()
+            .lock_timeout(timeout)
+            .migrate(&mut conn);
+        let waited = t0.elapsed();
+        let err = result.expect_err("the write lock is held by another process");
+        assert!(
+            matches!(err, Error::Locked { timeout: t } if t == timeout),
+            "wal={wal}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("400ms") && message.contains("lock timeout"),
+            "the message names the timeout: {message}"
+        );
+        assert!(
+            waited >= Duration::from_millis(350),
+            "wal={wal}: it gave up after {waited:?}, before the timeout"
+        );
+        assert!(
+            waited < Duration::from_secs(4),
+            "wal={wal}: it waited {waited:?}, far past the timeout"
+        );
+
+        holder.wait();
+        assert_eq!(snapshot(&conn), before, "wal={wal}: nothing was applied");
+        assert_eq!(integrity(&conn), "ok");
+        // Once the writer is gone, the same call succeeds.
+        let report = migrations.migrate(&mut conn).unwrap();
+        assert_eq!(report.version(), 2);
+    }
+}
+
+#[test]
+fn an_up_to_date_database_never_waits_for_a_writer() {
+    for wal in [false, true] {
+        let (_tmp, migrations, db) = database_at_version_1(wal);
+        let mut conn = open(&db);
+        migrations.migrate(&mut conn).unwrap();
+        let holder = hold_write_lock(&db);
+
+        // A lock timeout long enough that any wait for the writer shows.
+        let t0 = Instant::now();
+        let report = migrations
+            .migrator()
+            .lock_timeout(Duration::from_secs(20))
+            .migrate(&mut conn)
+            .unwrap();
+        let took = t0.elapsed();
+        assert!(report.applied().is_empty());
+        assert_eq!(report.version(), 2);
+        assert!(
+            took < Duration::from_secs(2),
+            "wal={wal}: an up-to-date check took {took:?} while another process held the write lock"
+        );
+        // verify and status do not wait either.
+        let t0 = Instant::now();
+        migrations.verify(&conn).unwrap();
+        assert_eq!(migrations.status(&conn).unwrap().pending().len(), 0);
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        holder.wait();
+    }
+}
