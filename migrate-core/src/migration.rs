@@ -54,6 +54,7 @@ pub struct Migration {
     file_name: Cow<'static, str>,
     sql: Cow<'static, str>,
     checksum: Checksum,
+    chain: Checksum,
     no_transaction: bool,
     down: Option<Cow<'static, str>>,
 }
@@ -68,6 +69,7 @@ impl Migration {
         file_name: &'static str,
         sql: &'static str,
         checksum: [u8; 32],
+        chain: [u8; 32],
         no_transaction: bool,
         down: Option<&'static str>,
     ) -> Self {
@@ -77,6 +79,7 @@ impl Migration {
             file_name: Cow::Borrowed(file_name),
             sql: Cow::Borrowed(sql),
             checksum: Checksum(checksum),
+            chain: Checksum(chain),
             no_transaction,
             down: match down {
                 Some(down) => Some(Cow::Borrowed(down)),
@@ -114,6 +117,12 @@ impl Migration {
     /// The checksum of the file.
     pub fn checksum(&self) -> Checksum {
         self.checksum
+    }
+
+    /// The running hash of the checksums of versions 1 to this one, as
+    /// recorded in the history when it is applied.
+    pub(crate) fn chain(&self) -> Checksum {
+        self.chain
     }
 
     /// Whether the file starts with `-- migrate:no-transaction`.
@@ -174,6 +183,7 @@ impl Migrations {
                 file_name: Cow::Owned(m.up.file_name),
                 sql: Cow::Owned(m.up.text),
                 checksum: Checksum(m.up.contents.checksum),
+                chain: Checksum(m.chain),
                 no_transaction: m.up.contents.no_transaction,
                 down: m.down.map(|d| Cow::Owned(d.text)),
             })

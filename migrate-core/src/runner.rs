@@ -239,7 +239,19 @@ impl<'m> Migrator<'m> {
                 reason: format!("the newest migration is version {latest}"),
             });
         }
-        // The fast path: a read transaction, no write lock.
+        // The fast path: one read, no write lock, constant time.
+        if let Some(version) = state::up_to_date(conn, self.migrations, target) {
+            log::debug!("database is up to date at version {version}");
+            return Ok(Report::new(
+                version,
+                version,
+                None,
+                Vec::new(),
+                IntegrityOutcome::NotRun,
+                started,
+            ));
+        }
+        // The full read and verification, in one read transaction.
         let state = read_state_snapshot(conn)?;
         let verified = verify(&state, self.migrations)?;
         self.check_not_above(verified.current, target)?;
@@ -626,13 +638,14 @@ fn rollback(conn: &Connection) {
 
 fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
     conn.execute(
-        "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, state) \
-         VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4, ?5)",
+        "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, chain, state) \
+         VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4, ?5, ?6)",
         rusqlite::params![
             m.version(),
             m.name(),
             m.checksum().to_string(),
             duration_us,
+            m.chain().to_string(),
             state
         ],
     )
@@ -901,7 +914,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let m = Migration::__embedded(1, "x", "001_x.sql",
             "-- header\n\n/* multi\nline */ CREATE TABLE a (x);\n\n-- gap\n\nSELECT * FROM missing;\n",
-            [0; 32], false, None);
+            [0; 32], [0; 32], false, None);
         conn.execute_batch("BEGIN").unwrap();
         match run_statements(&conn, &m, true).unwrap_err() {
             Error::Migration {

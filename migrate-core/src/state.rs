@@ -16,6 +16,7 @@ pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS _migrate_his
     checksum    TEXT    NOT NULL CHECK (length(checksum) = 64),
     applied_at  TEXT    NOT NULL,
     duration_us INTEGER NOT NULL CHECK (duration_us >= 0),
+    chain       TEXT    NOT NULL CHECK (length(chain) = 64),
     state       TEXT    NOT NULL CHECK (state IN ('applied', 'started'))
 )";
 
@@ -121,6 +122,30 @@ pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
     state
 }
 
+/// The start-up check in one statement, constant time whatever the number
+/// of migrations: `user_version` and the newest history row, whose chain
+/// covers every checksum before it. `Some(version)` when the database is at
+/// `target` with matching chain and nothing unfinished; `None` when the full
+/// read and verification must decide (including when there is no history
+/// table yet).
+pub(crate) fn up_to_date(conn: &Connection, migrations: &Migrations, target: u32) -> Option<u32> {
+    let (user_version, version, chain, state): (i64, i64, String, String) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
+             FROM _migrate_history ORDER BY version DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .ok()?;
+    let version = u32::try_from(version).ok()?;
+    let m = migrations.get(version)?;
+    let fresh = user_version == i64::from(version)
+        && version == target
+        && state == STATE_APPLIED
+        && migrate_rules::parse_hex(&chain).as_ref() == Some(m.chain().as_bytes());
+    fresh.then_some(version)
+}
+
 /// Section 6 of the design: every row of its table is one check here.
 pub(crate) fn verify(state: &DbState, migrations: &Migrations) -> Result<Verified> {
     let latest = migrations.latest();
@@ -223,8 +248,26 @@ mod tests {
     use crate::migration::Migration;
 
     static LIST: [Migration; 2] = [
-        Migration::__embedded(1, "a", "001_a.sql", "SELECT 1;", [1; 32], false, None),
-        Migration::__embedded(2, "b", "002_b.sql", "SELECT 2;", [2; 32], false, None),
+        Migration::__embedded(
+            1,
+            "a",
+            "001_a.sql",
+            "SELECT 1;",
+            [1; 32],
+            [1; 32],
+            false,
+            None,
+        ),
+        Migration::__embedded(
+            2,
+            "b",
+            "002_b.sql",
+            "SELECT 2;",
+            [2; 32],
+            [2; 32],
+            false,
+            None,
+        ),
     ];
 
     fn row(version: u32, checksum: [u8; 32], state: &str) -> HistoryRow {

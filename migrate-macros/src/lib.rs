@@ -120,6 +120,7 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         let file_name = &m.up.file_name;
         let up = path_str(&m.up.path, span)?;
         let checksum = m.up.contents.checksum;
+        let chain = m.chain;
         let no_transaction = m.up.contents.no_transaction;
         let down = match &m.down {
             Some(down) => {
@@ -131,7 +132,7 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         items.push(quote! {
             ::migrate_core::Migration::__embedded(
                 #version, #name, #file_name, ::core::include_str!(#up),
-                [#(#checksum),*], #no_transaction, #down,
+                [#(#checksum),*], [#(#chain),*], #no_transaction, #down,
             )
         });
     }

@@ -284,6 +284,17 @@ pub fn checksum(text: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The running hash over a set's checksums: `chain(n) = SHA-256(chain(n-1)
+/// || checksum(n))`, with `chain(0)` all zeros. Recorded with each applied
+/// migration, it lets an up-to-date check compare one value instead of every
+/// checksum: equal chains mean every checksum up to that version is equal.
+pub fn chain(previous: &[u8; 32], checksum: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(checksum);
+    hasher.finalize().into()
+}
+
 /// 64 lowercase hexadecimal characters.
 pub fn hex(bytes: &[u8; 32]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -334,6 +345,9 @@ pub struct LoadedMigration {
     pub up: LoadedFile,
     /// The down file, if there is one.
     pub down: Option<LoadedFile>,
+    /// The running hash of the checksums of versions 1 to this one
+    /// (see [`chain`]).
+    pub chain: [u8; 32],
 }
 
 /// Reads a migrations directory, applies every rule, and checks the
@@ -514,16 +528,19 @@ pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleErr
         problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
         return Err(problems);
     }
+    let mut running = [0u8; 32];
     Ok(ups
         .into_iter()
         .filter_map(|(version, mut names)| {
             let (name, _) = names.pop()?;
             let up = loaded.remove(&(version, false))?;
+            running = chain(&running, &up.contents.checksum);
             Some(LoadedMigration {
                 version,
                 name,
                 up,
                 down: loaded.remove(&(version, true)),
+                chain: running,
             })
         })
         .collect())

@@ -1045,3 +1045,27 @@ fn error_messages_say_what_to_do() {
     );
     assert!(matches!(not_db, Error::Sqlite { .. }));
 }
+
+#[test]
+fn the_up_to_date_check_still_catches_drift_and_verify_reads_every_row() {
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    // Up to date, then the first file is edited: the chain of the newest row
+    // no longer matches, and the full check names the file.
+    let (_d2, edited) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);",
+        ),
+        ("002_posts.sql", POSTS),
+    ]);
+    assert!(matches!(
+        edited.migrate(&mut conn),
+        Err(Error::Drift { version: 1, .. })
+    ));
+    // A history row removed behind the library's back: verify reads every row.
+    conn.execute("DELETE FROM _migrate_history WHERE version = 1", [])
+        .unwrap();
+    assert!(matches!(m.verify(&conn), Err(Error::Inconsistent { .. })));
+}
