@@ -136,8 +136,20 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
             )
         });
     }
+    // The lock file was checked by `load_dir`; including it makes cargo
+    // rebuild the crate (and check again) when the lock is edited.
+    let lock = dir.join(migrate_rules::LOCK_FILE_NAME);
+    let lock = if lock.is_file() {
+        let lock = path_str(&lock, span)?;
+        quote!(
+            const _: &[u8] = ::core::include_bytes!(#lock);
+        )
+    } else {
+        quote!()
+    };
     Ok(quote! {
         {
+            #lock
             const MIGRATIONS: &[::migrate_core::Migration] = &[#(#items),*];
             ::migrate_core::Migrations::__embedded(MIGRATIONS)
         }
