@@ -63,6 +63,9 @@ impl fmt::Display for IntegrityOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IntegrityOutcome::Ok(IntegrityCheck::Quick) => f.write_str("quick check ok"),
+            IntegrityOutcome::Ok(IntegrityCheck::Changed) => {
+                f.write_str("integrity ok (changed tables)")
+            }
             IntegrityOutcome::Ok(_) => f.write_str("integrity ok"),
             IntegrityOutcome::Skipped => f.write_str("integrity check off"),
             IntegrityOutcome::NotRun => f.write_str("nothing to check"),

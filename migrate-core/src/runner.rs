@@ -22,6 +22,14 @@ pub enum IntegrityCheck {
     /// constraints and index entry counts, but not index contents or
     /// UNIQUE-ness. Linear time.
     Quick,
+    /// `PRAGMA integrity_check(<table>)` on each table (with its indexes)
+    /// that the applied migrations created, rebuilt, altered or wrote rows
+    /// to, as SQLite's authorizer reports them and a comparison of the
+    /// schema before and after shows. The cost follows what the migrations
+    /// touched, not the size of the database. The run installs its own
+    /// authorizer on the connection and removes it at the end (a connection
+    /// can have one: do not combine with an authorizer of your own).
+    Changed,
     /// No check.
     Off,
 }
@@ -356,31 +364,22 @@ impl<'m> Migrator<'m> {
         }
         let mut applied = Vec::new();
         let mut adopted = None;
-        loop {
-            begin_immediate(conn, self.lock_timeout)?;
-            let step = self.step(conn, target, foreign_keys, &mut applied, &mut adopted);
-            match step {
-                Ok(Step::Commit) => commit(conn, self.lock_timeout)?,
-                Ok(Step::Done) => {
-                    commit(conn, self.lock_timeout)?;
-                    break;
-                }
-                Ok(Step::NoTransaction(m)) => {
-                    commit(conn, self.lock_timeout)?;
-                    self.run_no_transaction(conn, m, &mut applied)?;
-                }
-                Err(e) => {
-                    rollback(conn);
-                    return Err(e);
-                }
-            }
-        }
+        let watch = match self.integrity {
+            IntegrityCheck::Changed => Some(TableWatch::start(conn)?),
+            _ => None,
+        };
+        let outcome = self.apply_all(conn, target, foreign_keys, &mut applied, &mut adopted);
+        let touched = match watch {
+            Some(watch) => Some(watch.finish(conn)?),
+            None => None,
+        };
+        outcome?;
         let version = read_state(conn)?.user_version;
         let version = u32::try_from(version).unwrap_or(0);
         let integrity = if applied.is_empty() {
             IntegrityOutcome::NotRun
         } else {
-            integrity_check(conn, self.integrity, version)?
+            integrity_check(conn, self.integrity, touched.as_deref(), version)?
         };
         if !applied.is_empty() {
             log::info!("database migrated from version {from} to {version}");
@@ -388,6 +387,35 @@ impl<'m> Migrator<'m> {
         Ok(Report::new(
             from, version, adopted, applied, integrity, started,
         ))
+    }
+
+    fn apply_all(
+        &self,
+        conn: &Connection,
+        target: u32,
+        foreign_keys: bool,
+        applied: &mut Vec<Applied>,
+        adopted: &mut Option<u32>,
+    ) -> Result<()> {
+        loop {
+            begin_immediate(conn, self.lock_timeout)?;
+            let step = self.step(conn, target, foreign_keys, applied, adopted);
+            match step {
+                Ok(Step::Commit) => commit(conn, self.lock_timeout)?,
+                Ok(Step::Done) => {
+                    commit(conn, self.lock_timeout)?;
+                    return Ok(());
+                }
+                Ok(Step::NoTransaction(m)) => {
+                    commit(conn, self.lock_timeout)?;
+                    self.run_no_transaction(conn, m, applied)?;
+                }
+                Err(e) => {
+                    rollback(conn);
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// One write transaction's work; the caller commits or rolls back.
@@ -703,26 +731,109 @@ fn foreign_key_check(conn: &Connection, m: &Migration) -> Result<()> {
 fn integrity_check(
     conn: &Connection,
     check: IntegrityCheck,
+    touched: Option<&[String]>,
     version: u32,
 ) -> Result<IntegrityOutcome> {
-    let pragma = match check {
-        IntegrityCheck::Full => "PRAGMA integrity_check",
-        IntegrityCheck::Quick => "PRAGMA quick_check",
-        IntegrityCheck::Off => return Ok(IntegrityOutcome::Skipped),
+    let pragmas: Vec<String> = match (check, touched) {
+        (IntegrityCheck::Full, _) => vec!["PRAGMA integrity_check".to_owned()],
+        (IntegrityCheck::Quick, _) => vec!["PRAGMA quick_check".to_owned()],
+        (IntegrityCheck::Changed, Some(tables)) => tables
+            .iter()
+            .map(|t| format!("PRAGMA integrity_check('{}')", t.replace('\'', "''")))
+            .collect(),
+        (IntegrityCheck::Changed, None) => vec!["PRAGMA integrity_check".to_owned()],
+        (IntegrityCheck::Off, _) => return Ok(IntegrityOutcome::Skipped),
     };
-    let context = format!("cannot run {pragma}");
-    let mut stmt = conn
-        .prepare(pragma)
-        .map_err(|e| Error::sqlite(context.clone(), e))?;
-    let problems = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(|e| Error::sqlite(context.clone(), e))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| Error::sqlite(context, e))?;
-    if problems.len() == 1 && problems[0] == "ok" {
+    let mut problems = Vec::new();
+    for pragma in &pragmas {
+        let context = format!("cannot run {pragma}");
+        let mut stmt = conn
+            .prepare(pragma)
+            .map_err(|e| Error::sqlite(context.clone(), e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| Error::sqlite(context.clone(), e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| Error::sqlite(context, e))?;
+        problems.extend(rows.into_iter().filter(|r| r != "ok"));
+    }
+    if problems.is_empty() {
         return Ok(IntegrityOutcome::Ok(check));
     }
     Err(Error::Integrity { version, problems })
+}
+
+/// For [`IntegrityCheck::Changed`]: the tables a run touches, from SQLite's
+/// authorizer (every table a statement writes, including through triggers)
+/// and from the schema before and after (tables created, rebuilt or
+/// altered).
+struct TableWatch {
+    before: std::collections::BTreeMap<String, String>,
+    written: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl TableWatch {
+    fn start(conn: &mut Connection) -> Result<Self> {
+        let before = tables(conn)?;
+        let written = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let sink = std::sync::Arc::clone(&written);
+        conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
+            use rusqlite::hooks::AuthAction as A;
+            let table = match ctx.action {
+                A::Insert { table_name }
+                | A::Update { table_name, .. }
+                | A::Delete { table_name }
+                | A::CreateTable { table_name }
+                | A::CreateIndex { table_name, .. }
+                | A::DropIndex { table_name, .. }
+                | A::AlterTable { table_name, .. } => Some(table_name),
+                _ => None,
+            };
+            if let (Some(table), Ok(mut set)) = (table, sink.lock()) {
+                set.insert(table.to_owned());
+            }
+            rusqlite::hooks::Authorization::Allow
+        }))
+        .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
+        Ok(TableWatch { before, written })
+    }
+
+    /// Removes the authorizer; returns the touched tables that exist now.
+    fn finish(self, conn: &mut Connection) -> Result<Vec<String>> {
+        conn.authorizer(
+            None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
+        )
+        .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
+        let after = tables(conn)?;
+        let written = self
+            .written
+            .lock()
+            .map(|set| set.clone())
+            .unwrap_or_default();
+        Ok(after
+            .iter()
+            .filter(|(name, sql)| {
+                !name.starts_with("sqlite_")
+                    && name.as_str() != state::HISTORY_TABLE
+                    && (written.contains(name.as_str())
+                        || self.before.get(name.as_str()) != Some(sql))
+            })
+            .map(|(name, _)| name.clone())
+            .collect())
+    }
+}
+
+fn tables(conn: &Connection) -> Result<std::collections::BTreeMap<String, String>> {
+    let context = "cannot read the database's schema";
+    let mut stmt = conn
+        .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
+        .map_err(|e| Error::sqlite(context, e))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| Error::sqlite(context, e))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| Error::sqlite(context, e))?;
+    Ok(rows)
 }
 
 /// Runs a migration's statements one at a time, as SQLite's parser splits

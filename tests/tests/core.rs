@@ -1069,3 +1069,100 @@ fn the_up_to_date_check_still_catches_drift_and_verify_reads_every_row() {
         .unwrap();
     assert!(matches!(m.verify(&conn), Err(Error::Inconsistent { .. })));
 }
+
+/// Makes table `t`'s rows violate its declared schema behind SQLite's back
+/// (a NOT NULL column holding a NULL), which only an integrity check of `t`
+/// reports.
+fn corrupt_table(conn: &Connection, table: &str) {
+    conn.execute_batch(&format!(
+        "CREATE TABLE {table} (x INTEGER); INSERT INTO {table} VALUES (NULL);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET sql = 'CREATE TABLE {table} (x INTEGER NOT NULL)' WHERE name = '{table}';
+         PRAGMA schema_version = 1000;
+         PRAGMA writable_schema = OFF;"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn changed_integrity_checks_only_what_the_migrations_touched() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        (
+            "002_data.sql",
+            "INSERT INTO users (email) VALUES ('a@example.com');",
+        ),
+    ]);
+    // An untouched, damaged table: the full check fails, `changed` does not look at it.
+    let setup = || {
+        let conn = Connection::open_in_memory().unwrap();
+        corrupt_table(&conn, "untouched");
+        conn
+    };
+    let mut conn = setup();
+    let err = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Full)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(matches!(err, Error::Integrity { .. }), "{err:?}");
+    let mut conn = setup();
+    let report = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap();
+    assert_eq!(
+        report.integrity(),
+        IntegrityOutcome::Ok(IntegrityCheck::Changed)
+    );
+    assert!(
+        report
+            .to_string()
+            .ends_with("integrity ok (changed tables)"),
+        "{report}"
+    );
+
+    // A data-only migration into a damaged table: `changed` checks that table.
+    let (_d, data_only) = load(&[("001_t.sql", "INSERT INTO t VALUES (1);")]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    corrupt_table(&conn, "t");
+    let err = data_only
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    match err {
+        Error::Integrity { problems, .. } => assert_eq!(problems, ["NULL value in t.x"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The authorizer is removed after the run: the connection is the user's again.
+    conn.execute_batch("CREATE TABLE after_run (x)").unwrap();
+}
+
+#[test]
+fn changed_integrity_checks_a_rebuilt_table() {
+    // The rebuild leaves `users` with different SQL: it is checked even
+    // though the damage was done through sqlite_master.
+    let (_d, m) = load(&[
+        ("001_users.sql", "CREATE TABLE users (x INTEGER); INSERT INTO users VALUES (NULL);"),
+        (
+            "002_corrupt.sql",
+            "PRAGMA writable_schema = ON;\n\
+             UPDATE sqlite_master SET sql = 'CREATE TABLE users (x INTEGER NOT NULL)' WHERE name = 'users';\n\
+             PRAGMA schema_version = 100;\n\
+             PRAGMA writable_schema = OFF;",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let err = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Integrity { ref problems, .. } if problems == &["NULL value in users.x"]),
+        "{err:?}"
+    );
+}
