@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use migrations_example::{configure, ensure_wal, migrator, MIGRATIONS};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, MAIN_DB};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior, MAIN_DB};
 
 /// How many users the demo inserts, in one transaction.
 const USERS: usize = 10_000;
@@ -404,11 +404,18 @@ fn email(i: usize) -> String {
 
 /// Writes and reads the schema the way an application does.
 fn workload(conn: &mut Connection) -> Result<(), Failure> {
+    // One write transaction for the whole batch: one commit (one fsync)
+    // instead of one per row, and prepared statements reused for every row.
+    // IMMEDIATE takes the write lock at once, so a second demo running at
+    // the same time waits for this one (busy_timeout) instead of failing.
+    let t0 = Instant::now();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("cannot start the insert transaction")?;
     // Start from a clean slate: the previous run's users go, and with them,
     // by cascade, their posts and events; the search index follows through
     // its triggers.
-    let t0 = Instant::now();
-    let removed = conn
+    let removed = tx
         .execute(
             "DELETE FROM users WHERE email LIKE ?1",
             [format!("%@{DOMAIN}")],
@@ -424,13 +431,7 @@ fn workload(conn: &mut Connection) -> Result<(), Failure> {
             ),
         )?;
     }
-
-    // One transaction for the whole batch: one commit (one fsync) instead
-    // of one per row, and prepared statements reused for every row.
     let t0 = Instant::now();
-    let tx = conn
-        .transaction()
-        .context("cannot start the insert transaction")?;
     let mut posts = 0u64;
     {
         let mut user = tx
