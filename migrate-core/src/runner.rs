@@ -428,14 +428,24 @@ impl<'m> Migrator<'m> {
         adopted: &mut Option<u32>,
     ) -> Result<Step<'m>> {
         // Another process may have migrated since the fast path: read again
-        // inside the write transaction.
-        let state = read_state(conn)?;
-        let Verified {
-            current,
-            needs_adoption,
-        } = verify(&state, self.migrations)?;
+        // inside the write transaction. The whole history was verified
+        // before the first write transaction; here the newest row's chain
+        // suffices when it matches, so each step costs the same however
+        // many migrations there are.
+        let (current, needs_adoption, has_history) =
+            match state::newest_verified(conn, self.migrations) {
+                Some(version) => (version, false, true),
+                None => {
+                    let state = read_state(conn)?;
+                    let Verified {
+                        current,
+                        needs_adoption,
+                    } = verify(&state, self.migrations)?;
+                    (current, needs_adoption, state.history.is_some())
+                }
+            };
         self.check_not_above(current, target)?;
-        if state.history.is_none() {
+        if !has_history {
             conn.execute_batch(CREATE_HISTORY).map_err(|e| {
                 Error::sqlite("cannot create the history table `_migrate_history`", e)
             })?;
@@ -611,6 +621,12 @@ impl<'m> Migrator<'m> {
                         break;
                     }
                     Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                        // Another process may have switched it, or already
+                        // created tables (after switching, as this one
+                        // would have): then there is nothing left to do.
+                        if journal_mode_is(conn, mode) || has_tables(conn) {
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) if is_busy(&e) => {
@@ -624,6 +640,18 @@ impl<'m> Migrator<'m> {
         }
         Ok(())
     }
+}
+
+fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .is_ok_and(|now| now.eq_ignore_ascii_case(mode))
+}
+
+fn has_tables(conn: &Connection) -> bool {
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .is_ok_and(|n| n > 0)
 }
 
 enum Step<'m> {

@@ -122,13 +122,19 @@ pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
     state
 }
 
-/// The start-up check in one statement, constant time whatever the number
-/// of migrations: `user_version` and the newest history row, whose chain
-/// covers every checksum before it. `Some(version)` when the database is at
-/// `target` with matching chain and nothing unfinished; `None` when the full
-/// read and verification must decide (including when there is no history
-/// table yet).
+/// The start-up check: `Some(target)` when the database is at `target` and
+/// [`newest_verified`] vouches for it.
 pub(crate) fn up_to_date(conn: &Connection, migrations: &Migrations, target: u32) -> Option<u32> {
+    newest_verified(conn, migrations).filter(|v| *v == target)
+}
+
+/// One statement, constant time whatever the number of migrations:
+/// `user_version` and the newest history row, whose chain covers every
+/// checksum before it. `Some(version)` when that row is applied, agrees with
+/// `user_version` and its chain matches this program's; `None` when the
+/// full read and verification must decide (also when there is no history
+/// table yet).
+pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Option<u32> {
     let (user_version, version, chain, state): (i64, i64, String, String) = conn
         .query_row(
             "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
@@ -140,7 +146,6 @@ pub(crate) fn up_to_date(conn: &Connection, migrations: &Migrations, target: u32
     let version = u32::try_from(version).ok()?;
     let m = migrations.get(version)?;
     let fresh = user_version == i64::from(version)
-        && version == target
         && state == STATE_APPLIED
         && migrate_rules::parse_hex(&chain).as_ref() == Some(m.chain().as_bytes());
     fresh.then_some(version)
