@@ -97,22 +97,12 @@ fn migrate(args: &[String]) -> ExitCode {
     }
 }
 
-fn variant(e: &Error) -> &'static str {
-    match e {
-        Error::Drift { .. } => "Drift",
-        Error::UnknownVersion { .. } => "UnknownVersion",
-        Error::Inconsistent { .. } => "Inconsistent",
-        Error::Incomplete { .. } => "Incomplete",
-        Error::Migration { .. } => "Migration",
-        Error::ForeignKeyViolation { .. } => "ForeignKeyViolation",
-        Error::Integrity { .. } => "Integrity",
-        Error::Source { .. } => "Source",
-        Error::Locked { .. } => "Locked",
-        Error::InTransaction => "InTransaction",
-        Error::Target { .. } => "Target",
-        Error::Sqlite { .. } => "Sqlite",
-        _ => "Other",
-    }
+/// The variant's name, from its `Debug` form (`Locked { .. }` -> `Locked`).
+fn variant(e: &Error) -> String {
+    format!("{e:?}")
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
 }
 
 fn hold(args: &[String]) -> ExitCode {
