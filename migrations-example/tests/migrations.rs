@@ -169,3 +169,31 @@ fn an_existing_database_keeps_its_page_size_and_is_switched_to_wal() {
     assert_eq!(mode, "delete");
     assert_eq!(migrations_example::ensure_wal(&conn).unwrap(), "wal");
 }
+
+/// The program embedded the `migrations/` directory as it is on disk: no
+/// stale build (a file added, removed or edited since the last build).
+#[test]
+fn the_embedded_migrations_match_the_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    MIGRATIONS.check_source(&dir).unwrap();
+    assert_eq!(MIGRATIONS.len(), 7);
+    let no_transaction: Vec<u32> = MIGRATIONS
+        .iter()
+        .filter(|m| m.no_transaction())
+        .map(|m| m.version())
+        .collect();
+    assert_eq!(no_transaction, [7]);
+}
+
+/// Migration 7 is `no-transaction` because it has to be: SQLite refuses
+/// its VACUUM inside a transaction.
+#[test]
+fn the_vacuum_migration_cannot_run_in_a_transaction() {
+    let (_dir, conn) = database_at(6);
+    let sql = MIGRATIONS.get(7).unwrap().sql();
+    let err = conn
+        .execute_batch(&format!("BEGIN; {sql}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("within a transaction"), "{err}");
+}
