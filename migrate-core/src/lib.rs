@@ -106,9 +106,18 @@ pub use state::HistoryRow;
 /// Adding or removing a file rebuilds it only if the crate's `build.rs`
 /// says `println!("cargo:rerun-if-changed=migrations");`.
 ///
+/// The argument must be a string literal (not a constant or `concat!`), and
+/// a relative path: an absolute path would build only on one machine. An
+/// empty directory embeds no migrations. The expansion names the crate
+/// `::migrate_core`, so depend on it under that name (no `package =`
+/// renaming).
+///
 /// Any broken rule (a bad name, a duplicate or missing version, an empty
 /// file, an unknown directive, a missing directory...) is a compile error
-/// at the macro's argument that names the file and what to do.
+/// at the macro's argument that names the file and what to do. If the
+/// directory has a lock file (`migrate.lock`, see [`lock`]), a released
+/// migration that was edited, removed or renamed is a compile error too, and
+/// editing the lock file rebuilds the crate.
 ///
 /// ```
 /// use migrate_core::{embed_migrations, Migrations};

@@ -452,9 +452,18 @@ pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleErr
             }
         };
         let path = entry.path();
-        // Follow symbolic links: a linked file counts, a linked directory is ignored.
+        // Follow symbolic links: a linked file counts, a linked directory is
+        // ignored. Anything else that is not a regular file (a FIFO, a
+        // socket, a device) would block or mislead the read: refuse it.
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => continue,
+            Ok(meta) if !meta.is_file() => {
+                problems.push(RuleError::new(
+                    file_name,
+                    "not a regular file (a pipe, socket or device); replace it with a file",
+                ));
+                continue;
+            }
             _ => {}
         }
         let is_down = parsed.direction == Direction::Down;

@@ -268,6 +268,23 @@ fn bad_directories_and_bytes() {
 
 #[cfg(unix)]
 #[test]
+fn a_fifo_is_refused_instead_of_blocking() {
+    let dir = dir_with(&[("001_a.sql", "SELECT 1;")]);
+    let fifo = dir.path().join("002_pipe.sql");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let err = load_dir(dir.path()).unwrap_err();
+    assert_eq!(
+        err[0].to_string(),
+        "002_pipe.sql: not a regular file (a pipe, socket or device); replace it with a file"
+    );
+}
+
+#[cfg(unix)]
+#[test]
 fn unreadable_file_is_an_error() {
     use std::os::unix::fs::PermissionsExt;
     let dir = dir_with(&[("001_a.sql", "SELECT 1;")]);

@@ -1,7 +1,12 @@
 //! Helpers shared by the end-to-end tests: temporary migration directories,
 //! schema dumps in the corpus format, and whole-database snapshots.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::missing_panics_doc
+)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

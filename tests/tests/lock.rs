@@ -152,3 +152,13 @@ fn check_source_reports_lock_problems_with_the_compile_time_message() {
         "{err}"
     );
 }
+
+/// New migrations beyond the lock compile: only released ones are frozen.
+static LOCKED_WITH_NEW: Migrations = migrate_core::embed_migrations!("fixtures/locked_with_new");
+
+#[test]
+fn a_build_with_new_unlocked_migrations_passes() {
+    assert_eq!(LOCKED_WITH_NEW.len(), 2);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/locked_with_new");
+    LOCKED_WITH_NEW.check_source(&dir).unwrap();
+}
