@@ -57,10 +57,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let path = match args.path.map_or_else(default_path, Ok) {
+        Ok(path) => path,
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = if args.check {
-        check(&args.path)
+        check(&path)
     } else {
-        demo(&args.path)
+        demo(&path)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,7 +88,8 @@ then writes and reads it like an application and prints statistics.\n\
 /// The command line.
 struct Args {
     check: bool,
-    path: PathBuf,
+    /// `None`: the default path.
+    path: Option<PathBuf>,
 }
 
 impl Args {
@@ -105,10 +113,6 @@ impl Args {
                 _ => path = Some(PathBuf::from(arg)),
             }
         }
-        let path = match path {
-            Some(path) => path,
-            None => default_path()?,
-        };
         Ok(Some(Args { check, path }))
     }
 }
