@@ -4,6 +4,7 @@
 //! cargo run --example migrate                   # database under target/
 //! cargo run --example migrate -- app.db         # or at a path of your own
 //! cargo run --example migrate -- --check app.db # verify only, write nothing
+//! cargo run --example migrate -- lock           # lock newly released migrations
 //! ```
 //!
 //! It opens (or creates) the database, applies the connection settings of
@@ -16,7 +17,9 @@
 //!
 //! `--check` only verifies the database against the migrations (no write,
 //! not even a new file) and exits with status 1 if, for example, a
-//! migration was edited after it was applied. Any error is one line on
+//! migration was edited after it was applied. `lock` appends the migrations
+//! not yet in `migrations/migrate.lock` to it (never changing a line), so
+//! that an edit to a released migration fails the build. Any error is one line on
 //! stderr and exit status 1; a bad command line is status 2.
 
 use std::ffi::OsString;
@@ -43,7 +46,7 @@ macro_rules! say {
     };
 }
 
-const USAGE: &str = "usage: migrate [--check] [DATABASE]";
+const USAGE: &str = "usage: migrate [--check] [DATABASE] | migrate lock";
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args_os().skip(1)) {
@@ -57,6 +60,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.lock {
+        return match lock() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => {
+                let _ = writeln!(std::io::stderr(), "error: {failure}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = match args.path.map_or_else(default_path, Ok) {
         Ok(path) => path,
         Err(message) => {
@@ -83,11 +95,14 @@ fn main() -> ExitCode {
 const HELP: &str = "Migrates DATABASE (default: migrate-demo/demo.db in the target directory), \
 then writes and reads it like an application and prints statistics.\n\
 \n  --check   verify DATABASE against the migrations without writing; exit status 1 on drift\
+\n  lock      append the migrations not yet locked to migrations/migrate.lock\
 \n  --help    this text";
 
 /// The command line.
 struct Args {
     check: bool,
+    /// `migrate lock`.
+    lock: bool,
     /// `None`: the default path.
     path: Option<PathBuf>,
 }
@@ -96,10 +111,12 @@ impl Args {
     /// `Ok(None)` for `--help`.
     fn parse(args: impl Iterator<Item = OsString>) -> Result<Option<Args>, String> {
         let mut check = false;
+        let mut lock = false;
         let mut path = None;
         for arg in args {
             match arg.to_str() {
                 Some("--check") => check = true,
+                Some("lock") if path.is_none() && !check => lock = true,
                 Some("-h" | "--help") => return Ok(None),
                 Some(flag) if flag.starts_with('-') && flag.len() > 1 => {
                     return Err(format!("unknown option `{flag}`"));
@@ -113,8 +130,25 @@ impl Args {
                 _ => path = Some(PathBuf::from(arg)),
             }
         }
-        Ok(Some(Args { check, path }))
+        if lock && (check || path.is_some()) {
+            return Err("`lock` takes no other argument".to_owned());
+        }
+        Ok(Some(Args { check, lock, path }))
     }
+}
+
+/// `lock`: appends the migrations not yet locked to the lock file of the
+/// source directory this program was built from.
+fn lock() -> Result<(), Failure> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let added = migrate_core::lock::append(&dir).map_err(|e| Failure(e.to_string()))?;
+    let lock = dir.join("migrate.lock");
+    match added.as_slice() {
+        [] => say!("nothing to lock: every migration is in {}", lock.display()),
+        [one] => say!("locked version {one} in {}", lock.display()),
+        [first, .., last] => say!("locked versions {first} to {last} in {}", lock.display()),
+    }
+    Ok(())
 }
 
 /// `<target>/migrate-demo/demo.db`, created if needed. The target directory

@@ -463,3 +463,20 @@ fn without_arguments_the_database_goes_under_the_target_directory() {
     );
     assert!(expected.is_file());
 }
+
+/// `lock` with every migration already locked writes nothing.
+#[test]
+fn lock_appends_nothing_when_everything_is_locked() {
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/migrate.lock");
+    let before = std::fs::read(&lock).unwrap();
+    let out = run(&["lock"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("nothing to lock: every migration is in "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read(&lock).unwrap(), before);
+    let out = run(&["lock", "extra.db"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -197,3 +197,24 @@ fn the_vacuum_migration_cannot_run_in_a_transaction() {
         .to_string();
     assert!(err.contains("within a transaction"), "{err}");
 }
+
+/// Every migration of the example is released: the lock lists each one, and
+/// `check_source` (above) proves none was edited since.
+#[test]
+fn the_lock_covers_every_migration() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let lock = std::fs::read_to_string(dir.join("migrate.lock")).unwrap();
+    let locked: Vec<String> = lock
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let expected: Vec<String> = MIGRATIONS
+        .iter()
+        .map(|m| format!("{} {}", m.version(), m.file_name()))
+        .collect();
+    assert_eq!(
+        locked, expected,
+        "run `cargo run --example migrate -- lock`"
+    );
+}
