@@ -41,10 +41,10 @@
 //!   `<version>_<name>.down.sql` is the optional reverse.
 //! - Other files, hidden files and subdirectories are ignored; a `.sql` file
 //!   whose name does not fit is an error.
-//! - UTF-8, with at least one statement. A first line
-//!   `-- migrate:no-transaction` runs the file outside a transaction (for
-//!   `VACUUM` or `PRAGMA journal_mode`); any other `-- migrate:` directive is
-//!   an error.
+//! - UTF-8, with at least one statement. A comment
+//!   `-- migrate:no-transaction` among the comments before the first
+//!   statement runs the file outside a transaction (for `VACUUM` or
+//!   `PRAGMA journal_mode`); any other `-- migrate:` directive is an error.
 //! - The checksum is SHA-256 of the file after removing a BOM and turning
 //!   CRLF into LF.
 //!
@@ -63,17 +63,26 @@
 //! restored, also on error) so that a table rebuild cannot cascade;
 //! `PRAGMA foreign_key_check` runs before each commit if foreign keys were
 //! on; a statement that would end the framework's transaction (`COMMIT`,
-//! `BEGIN`...) is refused; and `PRAGMA integrity_check` runs at the end.
+//! `BEGIN`...) is refused; and `PRAGMA integrity_check` runs at the end
+//! (full, quick, only the changed tables, or off: see
+//! [`Migrations::migrator`] for this and the other options).
 //!
 //! # Catching drift in a test
 //!
 //! ```
 //! # use migrate_core::{embed_migrations, Migrations};
 //! # static MIGRATIONS: Migrations = embed_migrations!("migrations");
-//! # fn main() -> Result<(), migrate_core::Error> {
-//! // tests/migrations.rs: fails when the production database (or a copy)
-//! // ran a migration whose file was edited since.
-//! let conn = rusqlite::Connection::open_in_memory()?; // your database here
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let copy = dir.path().join("prod-copy.db");
+//! # MIGRATIONS.migrate(&mut rusqlite::Connection::open(&copy)?)?;
+//! // tests/migrations.rs
+//! // 1. The directory agrees with its lock file of released checksums and
+//! //    with what this build embedded (see the `lock` module).
+//! MIGRATIONS.check_source("migrations")?;
+//! // 2. A copy of the production database ran no migration whose file was
+//! //    edited since (read-only: `verify` never writes).
+//! let conn = rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
 //! MIGRATIONS.verify(&conn)?;
 //! # Ok(()) }
 //! ```
