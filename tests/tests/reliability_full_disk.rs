@@ -223,8 +223,7 @@ impl Drop for Tmpfs {
     }
 }
 
-fn real_full_filesystem(wal: bool) {
-    let size: u64 = if full_size() { 64 << 20 } else { 4 << 20 };
+fn real_full_filesystem(wal: bool, size: u64) {
     let fs = match Tmpfs::mount(size) {
         Ok(fs) => fs,
         Err(why) => {
@@ -274,10 +273,29 @@ fn real_full_filesystem(wal: bool) {
 
 #[test]
 fn full_tmpfs_rolls_back_and_succeeds_after_space_is_freed_rollback_journal() {
-    real_full_filesystem(false);
+    real_full_filesystem(false, tmpfs_size());
+}
+
+fn tmpfs_size() -> u64 {
+    if full_size() {
+        64 << 20
+    } else {
+        4 << 20
+    }
 }
 
 #[test]
 fn full_tmpfs_rolls_back_and_succeeds_after_space_is_freed_wal() {
-    real_full_filesystem(true);
+    real_full_filesystem(true, tmpfs_size());
+}
+
+/// WAL on a 64 MiB filesystem with 16 MiB free: the disk fills just as the
+/// WAL reaches 4062 frames and its index (`-shm`) must grow, and SQLite
+/// reports `SQLITE_IOERR_SHMSIZE` ("disk I/O error"), not `SQLITE_FULL`.
+/// The migration is rolled back, but today the error does not say that
+/// the disk is full.
+#[test]
+#[ignore = "migrate-core: SQLITE_IOERR_SHMSIZE (the WAL index cannot grow on a full disk) gets no disk-full advice; fix proposed in the reliability report"]
+fn full_tmpfs_while_the_wal_index_grows_says_the_disk_is_full() {
+    real_full_filesystem(true, 64 << 20);
 }
