@@ -243,10 +243,16 @@ pub fn remove_db(path: &Path) {
     }
 }
 
-/// Copies a template database (a closed, checkpointed file) to `to`.
+/// Copies a template database (a closed, checkpointed file) to `to`, and
+/// flushes the copy to disk: otherwise the first commit's fsync would write
+/// the whole copied file and be timed with the migration.
 pub fn copy_db(from: &Path, to: &Path) -> Res<()> {
     remove_db(to);
     std::fs::copy(from, to)?;
+    std::fs::File::open(to)?.sync_all()?;
+    if let Some(dir) = to.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -22,7 +22,8 @@ fn level(variant: &str) -> Res<IntegrityCheck> {
     Ok(match variant {
         "ours" | "ours-single" | "ours-full" => IntegrityCheck::Full,
         "ours-quick" => IntegrityCheck::Quick,
-        "ours-off" => IntegrityCheck::Off,
+        "ours-changed" | "ours-single-changed" => IntegrityCheck::Changed,
+        "ours-off" | "ours-single-off" => IntegrityCheck::Off,
         other => return Err(format!("unknown variant {other}").into()),
     })
 }
@@ -53,10 +54,17 @@ impl Library for Ours {
         "ours"
     }
     fn variants(&self) -> Vec<&'static str> {
-        vec!["ours", "ours-single"]
+        vec![
+            "ours",
+            "ours-changed",
+            "ours-off",
+            "ours-single",
+            "ours-single-changed",
+            "ours-single-off",
+        ]
     }
     fn single_variant(&self, variant: &str) -> bool {
-        variant == "ours-single"
+        variant.starts_with("ours-single")
     }
     fn prepare(&self, sqls: &[String]) -> Res<Prepared> {
         Ok(Box::new(load(sqls)?))
@@ -74,7 +82,7 @@ impl Library for Ours {
         let mut migrator = migrations
             .migrator()
             .integrity_check(level(variant)?)
-            .single_transaction(variant == "ours-single");
+            .single_transaction(self.single_variant(variant));
         if let Some(v) = target {
             migrator = migrator.target(u32::try_from(v)?);
         }
