@@ -239,6 +239,9 @@ impl fmt::Display for Hint {
 pub enum Outcome {
     /// Everything of the migration was rolled back.
     RolledBack,
+    /// In single-transaction mode: every migration of the run was rolled
+    /// back.
+    AllRolledBack,
     /// A `no-transaction` migration failed at its first statement: nothing
     /// of it was applied and it was unmarked.
     NothingApplied,
@@ -251,6 +254,10 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Outcome::RolledBack => "the migration was rolled back and the database is as before it",
+            Outcome::AllRolledBack => {
+                "every migration of this run was rolled back (they ran in one transaction) and \
+                 the database is as before the run"
+            }
             Outcome::NothingApplied => "nothing of the migration was applied",
             Outcome::PartlyApplied => {
                 "the statements before this one were applied and cannot be rolled back (the \
@@ -295,7 +302,16 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
-    matches!(code(e), Some(rusqlite::ErrorCode::DiskFull))
+    // SQLite reports a full disk as SQLITE_FULL, except when the WAL index
+    // (the `-shm` file) cannot grow: SQLITE_IOERR_SHMSIZE, "disk I/O error".
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE =>
+        {
+            true
+        }
+        _ => matches!(code(e), Some(rusqlite::ErrorCode::DiskFull)),
+    }
 }
 
 fn is_not_a_database(e: &rusqlite::Error) -> bool {

@@ -256,8 +256,38 @@ impl<'m> Migrator<'m> {
                 reason: format!("the newest migration is version {latest}"),
             });
         }
+        // Every read and write of the run waits for other connections up to
+        // the lock timeout, the up-to-date check included: in rollback-journal
+        // mode another process's exclusive lock keeps readers out too.
+        let previous_timeout: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read busy_timeout", e))?;
+        conn.busy_timeout(self.lock_timeout)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        let result = self
+            .migrate_with_timeout(conn, target, started)
+            .map_err(|e| match e {
+                Error::Sqlite { ref cause, .. } if is_busy(cause) => Error::Locked {
+                    timeout: self.lock_timeout,
+                },
+                e => e,
+            });
+        let previous = Duration::from_millis(u64::try_from(previous_timeout).unwrap_or(0));
+        match (result, conn.busy_timeout(previous)) {
+            (Ok(_), Err(e)) => Err(Error::sqlite("cannot restore busy_timeout", e)),
+            (result, _) => result,
+        }
+    }
+
+    /// [`Migrator::migrate`] once the connection waits up to the lock timeout.
+    fn migrate_with_timeout(
+        &self,
+        conn: &mut Connection,
+        target: u32,
+        started: Instant,
+    ) -> Result<Report> {
         // The fast path: one read, no write lock, constant time.
-        if let Some(version) = state::up_to_date(conn, self.migrations, target) {
+        if let Some(version) = state::up_to_date(conn, self.migrations, target)? {
             log::debug!("database is up to date at version {version}");
             return Ok(Report::new(
                 version,
@@ -309,11 +339,6 @@ impl<'m> Migrator<'m> {
             }
         }
 
-        let previous_timeout: i64 = conn
-            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
-            .map_err(|e| Error::sqlite("cannot read busy_timeout", e))?;
-        conn.busy_timeout(self.lock_timeout)
-            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
         let foreign_keys: bool = conn
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
@@ -335,10 +360,6 @@ impl<'m> Migrator<'m> {
             if let Err(e) = conn.execute_batch("PRAGMA foreign_keys = ON") {
                 restore_error = Some(Error::sqlite("cannot turn foreign_keys back on", e));
             }
-        }
-        let previous = Duration::from_millis(u64::try_from(previous_timeout).unwrap_or(0));
-        if let Err(e) = conn.busy_timeout(previous) {
-            restore_error.get_or_insert(Error::sqlite("cannot restore busy_timeout", e));
         }
         match (result, restore_error) {
             (Ok(_), Some(e)) => Err(e),
@@ -368,6 +389,7 @@ impl<'m> Migrator<'m> {
         started: Instant,
     ) -> Result<Report> {
         let from = u32::try_from(before.user_version).unwrap_or(0);
+        check_whole_pages(conn)?;
         if before.history.is_none() && before.user_version == 0 {
             self.new_database_settings(conn)?;
         }
@@ -442,7 +464,7 @@ impl<'m> Migrator<'m> {
         // suffices when it matches, so each step costs the same however
         // many migrations there are.
         let (current, needs_adoption, has_history) =
-            match state::newest_verified(conn, self.migrations) {
+            match state::newest_verified(conn, self.migrations)? {
                 Some(version) => (version, false, true),
                 None => {
                     let state = read_state(conn)?;
@@ -481,7 +503,12 @@ impl<'m> Migrator<'m> {
             }
             let t0 = Instant::now();
             log::debug!("applying migration {} ({})", m.version(), m.file_name());
-            run_statements(conn, m, true)?;
+            let rolled_back = if self.single_transaction {
+                Outcome::AllRolledBack
+            } else {
+                Outcome::RolledBack
+            };
+            run_statements(conn, m, Some(rolled_back))?;
             let duration = t0.elapsed();
             record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
             applied.push(Applied::new(m, duration));
@@ -535,7 +562,7 @@ impl<'m> Migrator<'m> {
             m.version(),
             m.file_name()
         );
-        if let Err(e) = run_statements(conn, m, false) {
+        if let Err(e) = run_statements(conn, m, None) {
             if let Error::Migration {
                 outcome: Outcome::NothingApplied,
                 ..
@@ -649,6 +676,36 @@ impl<'m> Migrator<'m> {
         }
         Ok(())
     }
+}
+
+/// A database file is a whole number of pages. A file cut short inside its
+/// last page reads as zeros there, and SQLite notices only when it reads
+/// those cells, after a migration was written onto it: refuse it first.
+fn check_whole_pages(conn: &Connection) -> Result<()> {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(()); // in memory or temporary
+    };
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return Ok(());
+    };
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("cannot read page_size", e))?;
+    let page_size = u64::try_from(page_size).unwrap_or(0);
+    // SQLite reads a file of 0 or 1 byte as an empty database.
+    if len > 1 && page_size > 0 && len % page_size != 0 {
+        return Err(Error::sqlite(
+            format!(
+                "the database file {path} is {len} bytes, not a whole number of {page_size}-byte \
+                 pages: it was cut short or damaged; nothing was applied: restore a backup"
+            ),
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                None,
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
@@ -783,7 +840,10 @@ fn integrity_check(
     };
     let mut problems = Vec::new();
     for pragma in &pragmas {
-        let context = format!("cannot run {pragma}");
+        let context = format!(
+            "cannot run {pragma} after migrating to version {version} (the migrations were \
+             committed; check the database by hand)"
+        );
         let mut stmt = conn
             .prepare(pragma)
             .map_err(|e| Error::sqlite(context.clone(), e))?;
@@ -875,7 +935,10 @@ fn tables(conn: &Connection) -> Result<std::collections::BTreeMap<String, String
 
 /// Runs a migration's statements one at a time, as SQLite's parser splits
 /// them, so that a failure names the line of the statement.
-fn run_statements(conn: &Connection, m: &Migration, in_transaction: bool) -> Result<()> {
+/// `rolled_back` is what a failure leaves when the migration runs in a
+/// transaction; `None` for a `no-transaction` migration.
+fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>) -> Result<()> {
+    let in_transaction = rolled_back.is_some();
     let sql = m.sql();
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     let mut batch = Batch::new(conn, sql);
@@ -887,8 +950,8 @@ fn run_statements(conn: &Connection, m: &Migration, in_transaction: bool) -> Res
             return Ok(());
         }
         let fail = |message: String, hint: Hint| {
-            let outcome = if in_transaction {
-                Outcome::RolledBack
+            let outcome = if let Some(outcome) = rolled_back {
+                outcome
             } else if first {
                 Outcome::NothingApplied
             } else {
@@ -1064,7 +1127,7 @@ mod tests {
             "-- header\n\n/* multi\nline */ CREATE TABLE a (x);\n\n-- gap\n\nSELECT * FROM missing;\n",
             [0; 32], [0; 32], false, None);
         conn.execute_batch("BEGIN").unwrap();
-        match run_statements(&conn, &m, true).unwrap_err() {
+        match run_statements(&conn, &m, Some(Outcome::RolledBack)).unwrap_err() {
             Error::Migration {
                 line, statement, ..
             } => {

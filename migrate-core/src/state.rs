@@ -124,8 +124,12 @@ pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
 
 /// The start-up check: `Some(target)` when the database is at `target` and
 /// [`newest_verified`] vouches for it.
-pub(crate) fn up_to_date(conn: &Connection, migrations: &Migrations, target: u32) -> Option<u32> {
-    newest_verified(conn, migrations).filter(|v| *v == target)
+pub(crate) fn up_to_date(
+    conn: &Connection,
+    migrations: &Migrations,
+    target: u32,
+) -> Result<Option<u32>> {
+    Ok(newest_verified(conn, migrations)?.filter(|v| *v == target))
 }
 
 /// One statement, constant time whatever the number of migrations:
@@ -134,21 +138,40 @@ pub(crate) fn up_to_date(conn: &Connection, migrations: &Migrations, target: u32
 /// `user_version` and its chain matches this program's; `None` when the
 /// full read and verification must decide (also when there is no history
 /// table yet).
-pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Option<u32> {
-    let (user_version, version, chain, state): (i64, i64, String, String) = conn
-        .query_row(
-            "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
-             FROM _migrate_history ORDER BY version DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .ok()?;
-    let version = u32::try_from(version).ok()?;
-    let m = migrations.get(version)?;
+///
+/// # Errors
+///
+/// Only a lock held past the busy timeout; any other failure (no history
+/// table, a file that is not a database...) is left to the full read.
+pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Result<Option<u32>> {
+    let row = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
+         FROM _migrate_history ORDER BY version DESC LIMIT 1",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        },
+    );
+    let (user_version, version, chain, state) = match row {
+        Ok(row) => row,
+        Err(e) if crate::error::is_busy(&e) => {
+            return Err(Error::sqlite("cannot read the migration history", e))
+        }
+        Err(_) => return Ok(None),
+    };
+    let Some(m) = u32::try_from(version).ok().and_then(|v| migrations.get(v)) else {
+        return Ok(None);
+    };
+    let version = m.version();
     let fresh = user_version == i64::from(version)
         && state == STATE_APPLIED
         && migrate_rules::parse_hex(&chain).as_ref() == Some(m.chain().as_bytes());
-    fresh.then_some(version)
+    Ok(fresh.then_some(version))
 }
 
 /// Section 6 of the design: every row of its table is one check here.

@@ -189,13 +189,8 @@ fn a_truncated_database_is_refused_untouched() {
 /// Cut short inside its last page: SQLite reads the missing bytes as zeros
 /// and sees no damage until it reads the cells there. The file size is
 /// not a multiple of the page size, which a healthy database file always
-/// is.
-///
-/// Today `migrate` applies migration 2 onto the damaged file and commits it;
-/// only the integrity check afterwards fails (`Error::Integrity`): the file
-/// was written.
+/// is: `migrate` refuses it before writing anything.
 #[test]
-#[ignore = "migrate-core bug: a database cut inside its last page is migrated (written) before the integrity check fails; fix proposed in the reliability report"]
 fn a_database_cut_inside_its_last_page_is_refused_untouched() {
     let bytes = database_bytes();
     for tail in [2000, 100] {
@@ -422,12 +417,9 @@ fn a_database_locked_by_another_process_is_refused_untouched_wal() {
 }
 
 /// Rollback journal: an exclusive lock keeps out readers too, so even the
-/// read of `user_version` waits. Today that read waits for the
-/// connection's own busy timeout (rusqlite's 5 s default, twice), not the
-/// migrator's lock timeout, and returns `Error::Sqlite` ("database is
-/// locked") instead of `Error::Locked` naming the timeout.
+/// read of `user_version` waits: it must wait the migrator's lock timeout
+/// (not the connection's own busy timeout) and return `Error::Locked`.
 #[test]
-#[ignore = "migrate-core bug: the up-to-date check ignores lock_timeout and returns Error::Sqlite instead of Error::Locked; fix proposed in the reliability report"]
 fn a_database_locked_by_another_process_is_refused_untouched_rollback_journal() {
     locked_by_another_process(false);
 }

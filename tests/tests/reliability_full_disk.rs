@@ -292,10 +292,8 @@ fn full_tmpfs_rolls_back_and_succeeds_after_space_is_freed_wal() {
 /// WAL on a 64 MiB filesystem with 16 MiB free: the disk fills just as the
 /// WAL reaches 4062 frames and its index (`-shm`) must grow, and SQLite
 /// reports `SQLITE_IOERR_SHMSIZE` ("disk I/O error"), not `SQLITE_FULL`.
-/// The migration is rolled back, but today the error does not say that
-/// the disk is full.
+/// The migration is rolled back and the error says that the disk is full.
 #[test]
-#[ignore = "migrate-core: SQLITE_IOERR_SHMSIZE (the WAL index cannot grow on a full disk) gets no disk-full advice; fix proposed in the reliability report"]
 fn full_tmpfs_while_the_wal_index_grows_says_the_disk_is_full() {
     real_full_filesystem(true, 64 << 20);
 }
