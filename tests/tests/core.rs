@@ -696,7 +696,8 @@ fn single_transaction_is_all_or_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::Migration { version: 3, .. }));
     assert!(
-        err.to_string().contains("every migration of this run was rolled back"),
+        err.to_string()
+            .contains("every migration of this run was rolled back"),
         "{err}"
     );
     assert_eq!(schema_dump(&conn), "");
