@@ -1,7 +1,8 @@
 //! End to end: a user's crate that embeds its migrations sees an edited
 //! file after the next `cargo build` (the macro embeds each file with
 //! `include_str!`, which cargo tracks), and sees an added or removed file once
-//! its build.rs says `cargo:rerun-if-changed=migrations`.
+//! its build.rs says `cargo:rerun-if-changed=migrations`. Editing the lock
+//! file (`migrate.lock`) rebuilds it and checks the migrations again.
 //!
 //! The test writes a small crate that depends on `migrate-core` alone (plus
 //! rusqlite with `bundled`, to link without a system SQLite), then builds and
@@ -110,6 +111,21 @@ impl UserCrate {
     }
 }
 
+impl UserCrate {
+    /// `cargo build` that must fail: its standard error.
+    fn failed_build(&self) -> String {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--offline", "--manifest-path"])
+            .arg(self.dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &self.target)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the build should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
 /// What the program prints for these files.
 fn expected(files: &[(&str, &str)]) -> Vec<String> {
     let mut lines: Vec<String> = files
@@ -204,4 +220,31 @@ fn edited_added_and_removed_files_are_embedded_by_the_next_build() {
     user.remove("migrations/003_index_posts.sql");
     files.pop();
     assert_eq!(user.run(), expected(&files));
+
+    // Without build.rs, the macro itself makes cargo track the lock file:
+    // a rebuild (here through an edit) picks the new lock up, and editing
+    // the lock then rebuilds and checks again.
+    user.remove("build.rs");
+    user.write("migrations/migrate.lock", &lock_text(&files));
+    user.write("migrations/001_create_users.sql", USERS);
+    assert_eq!(user.run(), expected(&files));
+    let mut wrong = files.clone();
+    wrong[1].1 = POSTS;
+    user.write("migrations/migrate.lock", &lock_text(&wrong));
+    let stderr = user.failed_build();
+    assert!(
+        stderr.contains("version 2 was edited after it was released"),
+        "{stderr}"
+    );
+    user.write("migrations/migrate.lock", &lock_text(&files));
+    assert_eq!(user.run(), expected(&files));
+}
+
+/// A lock file for these files.
+fn lock_text(files: &[(&str, &str)]) -> String {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, (name, text))| format!("{} {name} {}\n", i + 1, Checksum::of(text)))
+        .collect()
 }
