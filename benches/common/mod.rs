@@ -460,6 +460,10 @@ fn fresh(lib: &dyn Library, args: &Args) -> Res<()> {
     };
     let mut variants: Vec<&str> = vec!["plain-tx-each", "plain-single"];
     variants.extend(lib.variants());
+    // `--variants a,b` runs only those (for profiling one of them).
+    if let Ok(only) = args.str("variants") {
+        variants.retain(|v| only.split(',').any(|o| o == *v));
+    }
     for i in 0..iters {
         let mut times: HashMap<&str, f64> = HashMap::new();
         for variant in rotate(&variants, i) {
@@ -476,12 +480,14 @@ fn fresh(lib: &dyn Library, args: &Args) -> Res<()> {
         }
         for &variant in &variants {
             let t = times[variant];
-            let ratio = if variant.starts_with("plain") {
-                None
-            } else if lib.single_variant(variant) {
-                Some(t / times["plain-single"])
+            let base = if lib.single_variant(variant) {
+                times.get("plain-single")
             } else {
-                Some(t / times["plain-tx-each"])
+                times.get("plain-tx-each")
+            };
+            let ratio = match base {
+                Some(b) if !variant.starts_with("plain") => Some(t / b),
+                _ => None,
             };
             emit(&group, variant, t, ratio);
         }
