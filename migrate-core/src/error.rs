@@ -17,7 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// variant's documentation ([`Error::Integrity`], and a failure in the
 /// middle of a `no-transaction` migration, which [`Error::Incomplete`]
 /// reports on the next run).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An applied migration's file was edited after it was applied.
@@ -62,9 +62,10 @@ pub enum Error {
     #[error(
         "migration {version} ({file}) is incomplete: it runs outside a transaction and was \
          started but not finished, so some of its statements may have been applied; check the \
-         database by hand, finish or undo the migration, then delete its row from \
-         `_migrate_history` (to run it again) or set its state to 'applied' and `PRAGMA \
-         user_version = {version}` (if it is complete)"
+         database by hand and finish or undo the migration, then either run \
+         `DELETE FROM _migrate_history WHERE version = {version};` (to run it again) or, if it is \
+         complete, `UPDATE _migrate_history SET state = 'applied' WHERE version = {version}; \
+         PRAGMA user_version = {version};`"
     )]
     Incomplete {
         /// The version.
@@ -197,6 +198,15 @@ pub enum Error {
         /// SQLite's error (its message is already part of `context`).
         cause: rusqlite::Error,
     },
+}
+
+/// The same text as `Display`, so that `fn main() -> Result<(), Box<dyn
+/// Error>>`, `unwrap()` and `?` in tests show the message that says what to
+/// do, not a dump of fields (match on the variant for the data).
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Advice attached to [`Error::Migration`] for a known cause.

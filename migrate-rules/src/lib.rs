@@ -128,10 +128,21 @@ pub fn parse_file_name(file_name: &str) -> Result<Option<FileName<'_>>, RuleErro
     let pattern = "expected `<version>_<name>.sql` (or `<version>.sql`, `<version>_<name>.down.sql`) \
                    where <version> is digits and <name> is letters, digits, `_` or `-`; rename the file";
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(RuleError::new(
-            file_name,
-            format!("the name does not start with a version: {pattern}"),
-        ));
+        let leading = digits.len()
+            - digits
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .len();
+        let message = if leading > 0 {
+            let after = digits[leading..].chars().next().unwrap_or('?');
+            format!(
+                "after the version `{}` comes {after:?} instead of `_` (before the name) or \
+                 `.sql`: {pattern}",
+                &digits[..leading]
+            )
+        } else {
+            format!("the name does not start with a version: {pattern}")
+        };
+        return Err(RuleError::new(file_name, message));
     }
     let name = match name {
         None => "",

@@ -128,12 +128,14 @@ impl LockFile {
     pub fn check(&self, migrations: &[LoadedMigration]) -> Vec<RuleError> {
         let mut problems = Vec::new();
         for entry in &self.entries {
+            let found = migrations.iter().find(|m| m.version == entry.version);
+            // Name the file as it is now (for a rename, the new name).
+            let file = found.map_or(&entry.file_name, |m| &m.up.file_name);
             let at = |message: String| RuleError {
-                file: entry.file_name.clone(),
+                file: file.clone(),
                 line: None,
                 message,
             };
-            let found = migrations.iter().find(|m| m.version == entry.version);
             match found {
                 None => problems.push(at(format!(
                     "version {} is locked in {LOCK_FILE_NAME} (line {}) but its file is gone; \

@@ -63,7 +63,10 @@ fn file_names() {
 fn bad_file_names_are_errors_naming_the_file() {
     for (bad, says) in [
         ("create_users.sql", "does not start with a version"),
-        ("1-create.sql", "does not start with a version"),
+        (
+            "1-create.sql",
+            "after the version `1` comes '-' instead of `_` (before the name) or `.sql`",
+        ),
         ("001_.sql", "the name after `_` is empty"),
         ("001_a b.sql", "contains ' '"),
         ("001_x.up.sql", "up files have no `.up`"),

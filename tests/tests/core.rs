@@ -380,7 +380,7 @@ fn no_transaction_failure_later_is_reported_incomplete_next_time() {
         }
         assert!(
             err.to_string()
-                .contains("delete its row from `_migrate_history`"),
+                .contains("DELETE FROM _migrate_history WHERE version = 2;"),
             "{err}"
         );
         assert_eq!(snapshot(&conn), before);

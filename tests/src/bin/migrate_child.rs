@@ -97,12 +97,25 @@ fn migrate(args: &[String]) -> ExitCode {
     }
 }
 
-/// The variant's name, from its `Debug` form (`Locked { .. }` -> `Locked`).
-fn variant(e: &Error) -> String {
-    format!("{e:?}")
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect()
+/// The variant's name.
+fn variant(e: &Error) -> &'static str {
+    match e {
+        Error::Drift { .. } => "Drift",
+        Error::UnknownVersion { .. } => "UnknownVersion",
+        Error::Inconsistent { .. } => "Inconsistent",
+        Error::Incomplete { .. } => "Incomplete",
+        Error::Migration { .. } => "Migration",
+        Error::ForeignKeyViolation { .. } => "ForeignKeyViolation",
+        Error::Integrity { .. } => "Integrity",
+        Error::Source { .. } => "Source",
+        Error::Stale { .. } => "Stale",
+        Error::Locked { .. } => "Locked",
+        Error::ReadOnly { .. } => "ReadOnly",
+        Error::InTransaction => "InTransaction",
+        Error::Target { .. } => "Target",
+        Error::Sqlite { .. } => "Sqlite",
+        _ => "Other",
+    }
 }
 
 fn hold(args: &[String]) -> ExitCode {
