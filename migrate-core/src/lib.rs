@@ -126,7 +126,10 @@ pub use state::HistoryRow;
 /// at the macro's argument that names the file and what to do. If the
 /// directory has a lock file (`migrate.lock`, see [`lock`]), a released
 /// migration that was edited, removed or renamed is a compile error too, and
-/// editing the lock file rebuilds the crate.
+/// editing the lock file rebuilds the crate. To have a failing test report
+/// it instead (with the same message), write
+/// `embed_migrations!("migrations", lock = "test")` and call
+/// [`Migrations::check_source`] in a test.
 ///
 /// ```
 /// use migrate_core::{embed_migrations, Migrations};

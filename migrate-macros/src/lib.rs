@@ -30,8 +30,17 @@ fn into_compile_errors(error: syn::Error) -> TokenStream2 {
     quote!({ #(#errors);* })
 }
 
-/// The argument: one string literal, nothing else.
-fn parse_argument(input: TokenStream2) -> syn::Result<LitStr> {
+/// Where the lock file is checked: `lock = "build"` (the default, a compile
+/// error) or `lock = "test"` (left to `Migrations::check_source` in a test).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LockCheck {
+    Build,
+    Test,
+}
+
+/// The arguments: a string literal, then optionally `, lock = "build"` or
+/// `, lock = "test"`.
+fn parse_argument(input: TokenStream2) -> syn::Result<(LitStr, LockCheck)> {
     if input.is_empty() {
         return Err(syn::Error::new(
             Span::call_site(),
@@ -39,7 +48,7 @@ fn parse_argument(input: TokenStream2) -> syn::Result<LitStr> {
              with the directory relative to the crate's Cargo.toml",
         ));
     }
-    let parser = |stream: syn::parse::ParseStream<'_>| -> syn::Result<LitStr> {
+    let parser = |stream: syn::parse::ParseStream<'_>| -> syn::Result<(LitStr, LockCheck)> {
         let lit: LitStr = stream.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -48,20 +57,50 @@ fn parse_argument(input: TokenStream2) -> syn::Result<LitStr> {
                  read constants or expand other macros)",
             )
         })?;
-        if !stream.is_empty() {
-            return Err(syn::Error::new(
-                stream.span(),
-                "unexpected tokens after the directory: `embed_migrations!` takes one string \
-                 literal, such as `embed_migrations!(\"migrations\")`",
-            ));
+        let mut check = LockCheck::Build;
+        if stream.peek(syn::Token![,]) {
+            stream.parse::<syn::Token![,]>()?;
         }
-        Ok(lit)
+        if !stream.is_empty() {
+            let option = || {
+                let key: syn::Ident = stream.parse()?;
+                if key != "lock" {
+                    return Err(syn::Error::new(key.span(), "unknown option"));
+                }
+                stream.parse::<syn::Token![=]>()?;
+                let value: LitStr = stream.parse()?;
+                match value.value().as_str() {
+                    "build" => Ok(LockCheck::Build),
+                    "test" => Ok(LockCheck::Test),
+                    _ => Err(syn::Error::new(value.span(), "unknown value")),
+                }
+            };
+            check = option().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "after the directory, `embed_migrations!` takes only `lock = \"build\"` (the \
+                     default: an edited released migration is a compile error) or `lock = \"test\"` \
+                     (left to `MIGRATIONS.check_source(..)` in a test), such as \
+                     `embed_migrations!(\"migrations\", lock = \"test\")`",
+                )
+            })?;
+            if stream.peek(syn::Token![,]) {
+                stream.parse::<syn::Token![,]>()?;
+            }
+            if !stream.is_empty() {
+                return Err(syn::Error::new(
+                    stream.span(),
+                    "unexpected tokens after the options of `embed_migrations!`",
+                ));
+            }
+        }
+        Ok((lit, check))
     };
     syn::parse::Parser::parse2(parser, input)
 }
 
 fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
-    let lit = parse_argument(input)?;
+    let (lit, lock_check) = parse_argument(input)?;
     let span = lit.span();
     let relative = lit.value();
     if Path::new(&relative).is_absolute() {
@@ -80,7 +119,11 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         )
     })?;
     let dir = PathBuf::from(manifest_dir).join(&relative);
-    let loaded = migrate_rules::load_dir(&dir).map_err(|problems| {
+    let load = match lock_check {
+        LockCheck::Build => migrate_rules::load_dir,
+        LockCheck::Test => migrate_rules::load_dir_unlocked,
+    };
+    let loaded = load(&dir).map_err(|problems| {
         let shown_dir = dir.display().to_string();
         // How the user wrote the directory, to prefix file names with.
         let prefix = relative.trim_end_matches(['/', '\\']);
@@ -139,7 +182,7 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
     // The lock file was checked by `load_dir`; including it makes cargo
     // rebuild the crate (and check again) when the lock is edited.
     let lock = dir.join(migrate_rules::LOCK_FILE_NAME);
-    let lock = if lock.is_file() {
+    let lock = if lock_check == LockCheck::Build && lock.is_file() {
         let lock = path_str(&lock, span)?;
         quote!(
             const _: &[u8] = ::core::include_bytes!(#lock);

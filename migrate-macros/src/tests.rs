@@ -136,7 +136,11 @@ fn never_panics_and_reports_every_problem() {
     }
     assert!(messages("DIR")[0].starts_with("expected a string literal"));
     assert!(messages("")[0].starts_with("missing the migrations directory"));
-    assert!(messages("\"bad\", \"good\"")[0].starts_with("unexpected tokens after the directory"));
+    assert!(messages("\"bad\", \"good\"")[0]
+        .starts_with("after the directory, `embed_migrations!` takes only"));
+    assert!(messages("\"bad\", lock = \"test\" x")[0]
+        .starts_with("unexpected tokens after the options"));
+    assert!(messages("\"bad\", colour = \"test\"")[0].starts_with("after the directory"));
     assert!(messages("\"/etc\"")[0].contains("is an absolute path"));
     assert!(messages("\"good/001_a.sql\"")[0].contains("this is a file, not a directory"));
 

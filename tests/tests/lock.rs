@@ -162,3 +162,31 @@ fn a_build_with_new_unlocked_migrations_passes() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/locked_with_new");
     LOCKED_WITH_NEW.check_source(&dir).unwrap();
 }
+
+/// `lock = "test"`: the build does not check the lock (here, one whose
+/// version 2 was edited), and `check_source` in a test fails instead, with
+/// the compile-time message.
+static LOCK_CHECKED_IN_TEST: Migrations =
+    migrate_core::embed_migrations!("fixtures/compile_fail/lock_edited", lock = "test");
+
+#[test]
+fn lock_checked_by_a_test_instead_of_the_build() {
+    assert_eq!(LOCK_CHECKED_IN_TEST.len(), 2);
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/compile_fail/lock_edited");
+    let err = LOCK_CHECKED_IN_TEST.check_source(&dir).unwrap_err();
+    assert!(matches!(err, Error::Source { .. }), "{err:?}");
+    let compile_time = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/locked_file_edited.stderr"),
+    )
+    .unwrap();
+    let message = compile_time
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("error: fixtures/compile_fail/lock_edited/");
+    assert!(
+        err.to_string().contains(message),
+        "{err}\nshould contain\n{message}"
+    );
+}
