@@ -299,11 +299,7 @@ fn demo(path: &Path) -> Result<(), Failure> {
         .unwrap_or(0)
         .max(42);
     let total = format!("{:>9.1} ms", took.as_secs_f64() * 1000.0);
-    say!(
-        "  {:<w$}{total}",
-        "total, with verification",
-        w = width - 12
-    );
+    say!("  {:<w$}{total}", "total, checks included", w = width - 12);
     ensure_wal(&conn).context("cannot switch the database to WAL")?;
 
     heading("Connection")?;
@@ -404,7 +400,7 @@ fn settings(conn: &Connection) -> Result<(), Failure> {
     )?;
     row(
         "cache_size",
-        format!("{} (negative: KiB)", pragma(conn, "cache_size")?),
+        format!("{} (KiB when negative)", pragma(conn, "cache_size")?),
     )?;
     row("temp_store", temp_store)?;
     let mmap: u64 = pragma(conn, "mmap_size")?.parse().unwrap_or(0);
@@ -530,7 +526,7 @@ fn workload(conn: &mut Connection) -> Result<(), Failure> {
     let took = t0.elapsed();
     let (id, name) = found.ok_or_else(|| Failure(format!("no user has the email {typed}")))?;
     timed(
-        "lookup by email",
+        "lookup by email, any case",
         took,
         format!("{typed}: user {id}, {name}"),
     )?;
