@@ -1,8 +1,11 @@
 //! Applying migrations (DESIGN section 5) and the builder of its options.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Batch, Connection};
 
 use crate::error::{is_busy, is_full, Error, Hint, Outcome, Result};
@@ -395,13 +398,27 @@ impl<'m> Migrator<'m> {
         }
         let mut applied = Vec::new();
         let mut adopted = None;
-        let watch = match self.integrity {
-            IntegrityCheck::Changed => Some(TableWatch::start(conn)?),
-            _ => None,
+        // SQLite's authorizer tells which tables each migration writes: the
+        // foreign-key check before each commit looks at those (and at the
+        // children of the parents it changed), and `Changed` checks them.
+        let watch = if foreign_keys || self.integrity == IntegrityCheck::Changed {
+            Some(TableWatch::start(
+                conn,
+                self.integrity == IntegrityCheck::Changed,
+            )?)
+        } else {
+            None
         };
-        let outcome = self.apply_all(conn, target, foreign_keys, &mut applied, &mut adopted);
+        let outcome = self.apply_all(
+            conn,
+            target,
+            foreign_keys,
+            watch.as_ref(),
+            &mut applied,
+            &mut adopted,
+        );
         let touched = match watch {
-            Some(watch) => Some(watch.finish(conn)?),
+            Some(watch) => watch.finish(conn)?,
             None => None,
         };
         outcome?;
@@ -425,14 +442,23 @@ impl<'m> Migrator<'m> {
         conn: &Connection,
         target: u32,
         foreign_keys: bool,
+        watch: Option<&TableWatch>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<()> {
+        // After each of our commits: `PRAGMA data_version` and the version
+        // committed. Another connection's commit changes data_version; if it
+        // did not change, the state is what we committed and need not be
+        // read again.
+        let mut known: Option<(i64, u32)> = None;
         loop {
             begin_immediate(conn, self.lock_timeout)?;
-            let step = self.step(conn, target, foreign_keys, applied, adopted);
+            let step = self.step(conn, target, foreign_keys, watch, known, applied, adopted);
             match step {
-                Ok(Step::Commit) => commit(conn, self.lock_timeout)?,
+                Ok(Step::Commit(version)) => {
+                    commit(conn, self.lock_timeout)?;
+                    known = Some((data_version(conn)?, version));
+                }
                 Ok(Step::Done) => {
                     commit(conn, self.lock_timeout)?;
                     return Ok(());
@@ -440,6 +466,7 @@ impl<'m> Migrator<'m> {
                 Ok(Step::NoTransaction(m)) => {
                     commit(conn, self.lock_timeout)?;
                     self.run_no_transaction(conn, m, applied)?;
+                    known = Some((data_version(conn)?, m.version()));
                 }
                 Err(e) => {
                     rollback(conn);
@@ -450,21 +477,30 @@ impl<'m> Migrator<'m> {
     }
 
     /// One write transaction's work; the caller commits or rolls back.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         conn: &Connection,
         target: u32,
         foreign_keys: bool,
+        watch: Option<&TableWatch>,
+        known: Option<(i64, u32)>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<Step<'m>> {
         // Another process may have migrated since the fast path: read again
-        // inside the write transaction. The whole history was verified
-        // before the first write transaction; here the newest row's chain
-        // suffices when it matches, so each step costs the same however
-        // many migrations there are.
-        let (current, needs_adoption, has_history) =
-            match state::newest_verified(conn, self.migrations)? {
+        // inside the write transaction, unless nobody else committed since
+        // our own last commit. The whole history was verified before the
+        // first write transaction; here the newest row's chain suffices when
+        // it matches, so each step costs the same however many migrations
+        // there are.
+        let unchanged = match known {
+            Some((seen, version)) if data_version(conn)? == seen => Some(version),
+            _ => None,
+        };
+        let (current, needs_adoption, has_history) = match unchanged {
+            Some(version) => (version, false, true),
+            None => match state::newest_verified(conn, self.migrations)? {
                 Some(version) => (version, false, true),
                 None => {
                     let state = read_state(conn)?;
@@ -474,7 +510,8 @@ impl<'m> Migrator<'m> {
                     } = verify(&state, self.migrations)?;
                     (current, needs_adoption, state.history.is_some())
                 }
-            };
+            },
+        };
         self.check_not_above(current, target)?;
         if !has_history {
             conn.execute_batch(CREATE_HISTORY).map_err(|e| {
@@ -496,6 +533,9 @@ impl<'m> Migrator<'m> {
         } else {
             &pending[..1]
         };
+        if let Some(watch) = watch {
+            watch.start_step();
+        }
         for &m in batch {
             if m.no_transaction() {
                 record(conn, m, 0, state::STATE_STARTED)?;
@@ -519,19 +559,21 @@ impl<'m> Migrator<'m> {
                 ms(duration)
             );
         }
+        let Some(&last) = batch.last() else {
+            return Ok(Step::Done);
+        };
         if foreign_keys {
-            let last = batch.last().copied();
-            if let Some(m) = last {
-                foreign_key_check(conn, m)?;
-            }
+            let scope = match watch {
+                Some(watch) => Some(watch.step_scope(conn)?),
+                None => None,
+            };
+            foreign_key_check(conn, last, scope.as_deref())?;
         }
-        if let Some(m) = batch.last() {
-            set_user_version(conn, m.version())?;
-        }
-        Ok(if batch.last().map(|m| m.version()) == Some(target) {
+        set_user_version(conn, last.version())?;
+        Ok(if last.version() == target {
             Step::Done
         } else {
-            Step::Commit
+            Step::Commit(last.version())
         })
     }
 
@@ -721,8 +763,9 @@ fn has_tables(conn: &Connection) -> bool {
 }
 
 enum Step<'m> {
-    /// Commit and take the next migration.
-    Commit,
+    /// Commit (the database is then at this version) and take the next
+    /// migration.
+    Commit(u32),
     /// Commit and stop.
     Done,
     /// Commit the "started" mark, then run this migration outside a transaction.
@@ -758,25 +801,33 @@ fn rollback(conn: &Connection) {
     }
 }
 
+/// `PRAGMA data_version`: changes when another connection commits.
+fn data_version(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(|e| Error::sqlite("cannot read PRAGMA data_version", e))
+}
+
 fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
-    conn.execute(
+    let checksum = m.checksum();
+    let chain = m.chain();
+    conn.prepare_cached(
         "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, chain, state) \
          VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4, ?5, ?6)",
-        rusqlite::params![
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(rusqlite::params![
             m.version(),
             m.name(),
-            m.checksum().to_string(),
+            checksum.to_string(),
             duration_us,
-            m.chain().to_string(),
+            chain.to_string(),
             state
-        ],
-    )
+        ])
+    })
     .map_err(|e| {
         Error::sqlite(
-            format!(
-                "cannot record migration {} in `_migrate_history`",
-                m.version()
-            ),
+            format!("cannot record migration {} in `_migrate_history`", m.version()),
             e,
         )
     })?;
@@ -788,26 +839,39 @@ fn set_user_version(conn: &Connection, version: u32) -> Result<()> {
         .map_err(|e| Error::sqlite(format!("cannot set user_version to {version}"), e))
 }
 
-fn foreign_key_check(conn: &Connection, m: &Migration) -> Result<()> {
+/// `PRAGMA foreign_key_check`, on the whole database or on the tables of
+/// `scope` (a table that no longer exists is skipped).
+fn foreign_key_check(conn: &Connection, m: &Migration, scope: Option<&[String]>) -> Result<()> {
+    let pragmas: Vec<String> = match scope {
+        None => vec!["PRAGMA foreign_key_check".to_owned()],
+        Some(tables) => tables
+            .iter()
+            .map(|t| format!("PRAGMA foreign_key_check('{}')", t.replace('\'', "''")))
+            .collect(),
+    };
     let context = "cannot run PRAGMA foreign_key_check";
-    let mut stmt = conn
-        .prepare("PRAGMA foreign_key_check")
-        .map_err(|e| Error::sqlite(context, e))?;
-    let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
     let mut violations = Vec::new();
     let mut more = 0usize;
-    while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
-        if violations.len() == 20 {
-            more += 1;
-            continue;
+    for pragma in &pragmas {
+        let mut stmt = match conn.prepare(pragma) {
+            Ok(stmt) => stmt,
+            Err(e) if scope.is_some() && e.to_string().contains("no such table") => continue,
+            Err(e) => return Err(Error::sqlite(context, e)),
+        };
+        let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
+        while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
+            if violations.len() == 20 {
+                more += 1;
+                continue;
+            }
+            let table: String = row.get(0).unwrap_or_default();
+            let rowid: Option<i64> = row.get(1).unwrap_or(None);
+            let parent: String = row.get(2).unwrap_or_default();
+            violations.push(match rowid {
+                Some(id) => format!("{table} row {id} has no parent in {parent}"),
+                None => format!("a {table} row has no parent in {parent}"),
+            });
         }
-        let table: String = row.get(0).unwrap_or_default();
-        let rowid: Option<i64> = row.get(1).unwrap_or(None);
-        let parent: String = row.get(2).unwrap_or_default();
-        violations.push(match rowid {
-            Some(id) => format!("{table} row {id} has no parent in {parent}"),
-            None => format!("a {table} row has no parent in {parent}"),
-        });
     }
     if more > 0 {
         violations.push(format!("and {more} more"));
@@ -860,67 +924,136 @@ fn integrity_check(
     Err(Error::Integrity { version, problems })
 }
 
-/// For [`IntegrityCheck::Changed`]: the tables a run touches, from SQLite's
-/// authorizer (every table a statement writes, including through triggers)
-/// and from the schema before and after (tables created, rebuilt or
-/// altered).
+/// The tables a run touches, from SQLite's authorizer (every table a
+/// statement writes, including through triggers, as each statement is
+/// prepared): for the foreign-key check of each step, and for
+/// [`IntegrityCheck::Changed`], which adds the tables whose schema changed
+/// (created, rebuilt, altered).
 struct TableWatch {
-    before: std::collections::BTreeMap<String, String>,
-    written: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// The tables and their SQL before the run, for `Changed`.
+    before: Option<BTreeMap<String, String>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Every table written during the run.
+    run: BTreeSet<String>,
+    /// Tables of this step whose own rows (or columns) may now break their
+    /// foreign keys: inserted into, updated, created, altered.
+    step_children: BTreeSet<String>,
+    /// Tables of this step that may have lost rows their children point
+    /// to: deleted from, updated, dropped, altered.
+    step_parents: BTreeSet<String>,
 }
 
 impl TableWatch {
-    fn start(conn: &mut Connection) -> Result<Self> {
-        let before = tables(conn)?;
-        let written = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-        let sink = std::sync::Arc::clone(&written);
-        conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
-            use rusqlite::hooks::AuthAction as A;
-            let table = match ctx.action {
-                A::Insert { table_name }
-                | A::Update { table_name, .. }
-                | A::Delete { table_name }
-                | A::CreateTable { table_name }
-                | A::CreateIndex { table_name, .. }
-                | A::DropIndex { table_name, .. }
-                | A::AlterTable { table_name, .. } => Some(table_name),
-                _ => None,
+    fn start(conn: &mut Connection, with_schema: bool) -> Result<Self> {
+        let before = if with_schema {
+            Some(tables(conn)?)
+        } else {
+            None
+        };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = Arc::clone(&seen);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let (table, child, parent) = match ctx.action {
+                AuthAction::Insert { table_name } | AuthAction::CreateTable { table_name } => {
+                    (Some(table_name), true, false)
+                }
+                AuthAction::Update { table_name, .. }
+                | AuthAction::AlterTable { table_name, .. } => (Some(table_name), true, true),
+                AuthAction::Delete { table_name } | AuthAction::DropTable { table_name } => {
+                    (Some(table_name), false, true)
+                }
+                AuthAction::CreateIndex { table_name, .. }
+                | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, false),
+                _ => (None, false, false),
             };
-            if let (Some(table), Ok(mut set)) = (table, sink.lock()) {
-                set.insert(table.to_owned());
+            if let (Some(table), Ok(mut seen)) = (table, sink.lock()) {
+                if !table.starts_with("sqlite_") && table != state::HISTORY_TABLE {
+                    seen.run.insert(table.to_owned());
+                    if child {
+                        seen.step_children.insert(table.to_owned());
+                    }
+                    if parent {
+                        seen.step_parents.insert(table.to_owned());
+                    }
+                }
             }
-            rusqlite::hooks::Authorization::Allow
+            Authorization::Allow
         }))
         .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
-        Ok(TableWatch { before, written })
+        Ok(TableWatch { before, seen })
     }
 
-    /// Removes the authorizer; returns the touched tables that exist now.
-    fn finish(self, conn: &mut Connection) -> Result<Vec<String>> {
-        conn.authorizer(
-            None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
-        )
-        .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
+    fn start_step(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.step_children.clear();
+            seen.step_parents.clear();
+        }
+    }
+
+    /// The tables whose foreign keys this step may have broken: those it
+    /// wrote as a child, and the children of those it changed as a parent.
+    fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
+        let (mut scope, parents) = match self.seen.lock() {
+            Ok(seen) => (seen.step_children.clone(), seen.step_parents.clone()),
+            Err(_) => return Ok(Vec::new()),
+        };
+        if !parents.is_empty() {
+            let context = "cannot read the database's foreign keys";
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT m.name, f.\"table\" FROM sqlite_master AS m, \
+                     pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'",
+                )
+                .map_err(|e| Error::sqlite(context, e))?;
+            let edges = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| Error::sqlite(context, e))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| Error::sqlite(context, e))?;
+            for (child, parent) in edges {
+                if parents.iter().any(|p| p.eq_ignore_ascii_case(&parent)) {
+                    scope.insert(child);
+                }
+            }
+            scope.extend(parents);
+        }
+        Ok(scope.into_iter().collect())
+    }
+
+    /// Removes the authorizer; for `Changed`, returns the touched tables
+    /// that exist now.
+    fn finish(self, conn: &mut Connection) -> Result<Option<Vec<String>>> {
+        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+            .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
+        let Some(before) = self.before else {
+            return Ok(None);
+        };
         let after = tables(conn)?;
         let written = self
-            .written
+            .seen
             .lock()
-            .map(|set| set.clone())
+            .map(|seen| seen.run.clone())
             .unwrap_or_default();
-        Ok(after
-            .iter()
-            .filter(|(name, sql)| {
-                !name.starts_with("sqlite_")
-                    && name.as_str() != state::HISTORY_TABLE
-                    && (written.contains(name.as_str())
-                        || self.before.get(name.as_str()) != Some(sql))
-            })
-            .map(|(name, _)| name.clone())
-            .collect())
+        Ok(Some(
+            after
+                .iter()
+                .filter(|(name, sql)| {
+                    !name.starts_with("sqlite_")
+                        && name.as_str() != state::HISTORY_TABLE
+                        && (written.contains(name.as_str())
+                            || before.get(name.as_str()) != Some(sql))
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        ))
     }
 }
 
-fn tables(conn: &Connection) -> Result<std::collections::BTreeMap<String, String>> {
+fn tables(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let context = "cannot read the database's schema";
     let mut stmt = conn
         .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")

@@ -144,19 +144,21 @@ pub(crate) fn up_to_date(
 /// Only a lock held past the busy timeout; any other failure (no history
 /// table, a file that is not a database...) is left to the full read.
 pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Result<Option<u32>> {
-    let row = conn.query_row(
-        "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
-         FROM _migrate_history ORDER BY version DESC LIMIT 1",
-        [],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
-    );
+    let row = conn
+        .prepare_cached(
+            "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
+             FROM _migrate_history ORDER BY version DESC LIMIT 1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+        });
     let (user_version, version, chain, state) = match row {
         Ok(row) => row,
         Err(e) if crate::error::is_busy(&e) => {

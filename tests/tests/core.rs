@@ -1171,3 +1171,82 @@ fn changed_integrity_checks_a_rebuilt_table() {
         "{err:?}"
     );
 }
+
+#[test]
+fn foreign_key_check_covers_children_of_changed_parents() {
+    // Deleting parent rows orphans rows of an untouched child table.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_purge.sql", "DELETE FROM users WHERE id > 1;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@example.com'), (2, 'b@example.com');
+         INSERT INTO posts (user_id, body) VALUES (1, 'kept'), (2, 'orphaned');",
+    )
+    .unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::ForeignKeyViolation {
+            version: 3,
+            violations,
+            ..
+        } => {
+            assert_eq!(violations, &["posts row 2 has no parent in users"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(snapshot(&conn), before);
+
+    // A rebuild whose copy loses parent rows is caught the same way.
+    let rebuild = "CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n\
+                   INSERT INTO users_new SELECT id, email FROM users WHERE id = 1;\n\
+                   DROP TABLE users;\n\
+                   ALTER TABLE users_new RENAME TO users;";
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_rebuild.sql", rebuild),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@example.com'), (2, 'b@example.com');
+         INSERT INTO posts (user_id, body) VALUES (1, 'kept'), (2, 'orphaned');",
+    )
+    .unwrap();
+    let before = snapshot(&conn);
+    assert!(matches!(
+        m.migrate(&mut conn),
+        Err(Error::ForeignKeyViolation { version: 3, .. })
+    ));
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn foreign_key_check_does_not_blame_a_migration_for_untouched_tables() {
+    // Orphan rows that were there before, in a table the migration does not
+    // touch, are not the migration's doing: it applies.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_tags.sql",
+            "CREATE TABLE tags (name TEXT PRIMARY KEY); INSERT INTO tags VALUES ('rust');",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF; INSERT INTO posts (user_id, body) VALUES (99, 'old orphan');",
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(count(&conn, "tags"), 1);
+}
