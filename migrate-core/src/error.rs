@@ -61,8 +61,9 @@ pub enum Error {
     /// A `no-transaction` migration was started and never finished.
     #[error(
         "migration {version} ({file}) is incomplete: it runs outside a transaction and was \
-         started but not finished, so some of its statements may have been applied; check the \
-         database by hand and finish or undo the migration, then either run \
+         started but not finished, so some of its statements may have been applied; if another \
+         instance of the program may be running it right now, wait for it to finish and retry; \
+         otherwise check the database by hand and finish or undo the migration, then either run \
          `DELETE FROM _migrate_history WHERE version = {version};` (to run it again) or, if it is \
          complete, `UPDATE _migrate_history SET state = 'applied' WHERE version = {version}; \
          PRAGMA user_version = {version};`"
@@ -152,8 +153,9 @@ pub enum Error {
     /// Another connection held the write lock for longer than the timeout.
     #[error(
         "the database is locked by another connection and stayed locked for the lock timeout \
-         ({timeout:?}); nothing was applied: retry later, or raise the timeout with \
-         `migrator().lock_timeout(..)`"
+         ({timeout:?}); the migration waiting for it was not applied (migrations this run \
+         committed before it stay applied: `status` lists them): retry later, or raise the \
+         timeout with `migrator().lock_timeout(..)`"
     )]
     Locked {
         /// The configured lock timeout.

@@ -193,8 +193,15 @@ impl Migrations {
 impl<'m> Migrator<'m> {
     /// How long to wait for another connection's write lock before
     /// returning [`Error::Locked`] (default 5 s).
+    ///
+    /// The run sets the connection's busy timeout to this and restores the
+    /// previous number of milliseconds afterwards; a custom busy handler
+    /// installed with `busy_handler` is not restored (rusqlite cannot read
+    /// it back): install it again after `migrate`.
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
+        // SQLite's busy timeout is an i32 of milliseconds (about 24.8 days);
+        // longer means "as long as SQLite can wait".
+        self.lock_timeout = timeout.min(Duration::from_millis(i32::MAX as u64));
         self
     }
 
@@ -359,10 +366,15 @@ impl<'m> Migrator<'m> {
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        if foreign_keys {
-            if let Err(e) = conn.execute_batch("PRAGMA foreign_keys = ON") {
-                restore_error = Some(Error::sqlite("cannot turn foreign_keys back on", e));
-            }
+        // Restore what the connection had, also when a no-transaction file
+        // changed it.
+        let restore = if foreign_keys {
+            "PRAGMA foreign_keys = ON"
+        } else {
+            "PRAGMA foreign_keys = OFF"
+        };
+        if let Err(e) = conn.execute_batch(restore) {
+            restore_error = Some(Error::sqlite("cannot restore foreign_keys", e));
         }
         match (result, restore_error) {
             (Ok(_), Some(e)) => Err(e),
@@ -466,6 +478,13 @@ impl<'m> Migrator<'m> {
                 Ok(Step::NoTransaction(m)) => {
                     commit(conn, self.lock_timeout)?;
                     self.run_no_transaction(conn, m, applied)?;
+                    // The file may have run `PRAGMA foreign_keys = ON` (the
+                    // last step of SQLite's table-rebuild recipe): the rest
+                    // of the run must not cascade.
+                    if foreign_keys {
+                        conn.execute_batch("PRAGMA foreign_keys = OFF")
+                            .map_err(|e| Error::sqlite("cannot turn foreign_keys off", e))?;
+                    }
                     known = Some((data_version(conn)?, m.version()));
                 }
                 Err(e) => {
@@ -533,10 +552,10 @@ impl<'m> Migrator<'m> {
         } else {
             &pending[..1]
         };
-        if let Some(watch) = watch {
-            watch.start_step();
-        }
         for &m in batch {
+            if let Some(watch) = watch {
+                watch.start_step();
+            }
             if m.no_transaction() {
                 record(conn, m, 0, state::STATE_STARTED)?;
                 return Ok(Step::NoTransaction(m));
@@ -548,7 +567,37 @@ impl<'m> Migrator<'m> {
             } else {
                 Outcome::RolledBack
             };
+            if self.single_transaction {
+                // Each file in a savepoint of its own: a file that rolls back
+                // to, or releases, a savepoint of an earlier file (undoing
+                // that file's history row) makes the RELEASE fail.
+                conn.execute_batch("SAVEPOINT _migrate_file")
+                    .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
+            }
             run_statements(conn, m, Some(rolled_back))?;
+            if self.single_transaction {
+                conn.execute_batch("RELEASE _migrate_file")
+                    .map_err(|e| Error::Migration {
+                        version: m.version(),
+                        file: m.file_name().to_owned(),
+                        line: migrate_rules::line_of(m.sql(), m.sql().len()),
+                        statement: String::new(),
+                        message: format!(
+                            "the file rolled back to or released a savepoint it did not create ({e})"
+                        ),
+                        hint: Hint::TransactionControl,
+                        outcome: rolled_back,
+                    })?;
+            }
+            // Before each commit (in single-transaction mode, after each
+            // file, so that a violation names the file that made it).
+            if foreign_keys {
+                let scope = match watch {
+                    Some(watch) => Some(watch.step_scope(conn)?),
+                    None => None,
+                };
+                foreign_key_check(conn, m, scope.as_deref())?;
+            }
             let duration = t0.elapsed();
             record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
             applied.push(Applied::new(m, duration));
@@ -562,13 +611,6 @@ impl<'m> Migrator<'m> {
         let Some(&last) = batch.last() else {
             return Ok(Step::Done);
         };
-        if foreign_keys {
-            let scope = match watch {
-                Some(watch) => Some(watch.step_scope(conn)?),
-                None => None,
-            };
-            foreign_key_check(conn, last, scope.as_deref())?;
-        }
         set_user_version(conn, last.version())?;
         Ok(if last.version() == target {
             Step::Done
@@ -622,6 +664,20 @@ impl<'m> Migrator<'m> {
             return Err(e);
         }
         let duration = t0.elapsed();
+        if !conn.is_autocommit() {
+            rollback(conn);
+            return Err(Error::Migration {
+                version: m.version(),
+                file: m.file_name().to_owned(),
+                line: migrate_rules::line_of(m.sql(), m.sql().len()),
+                statement: String::new(),
+                message: "the file ends inside a transaction it began (the open transaction was \
+                          rolled back); end it with COMMIT"
+                    .to_owned(),
+                hint: Hint::None,
+                outcome: Outcome::PartlyApplied,
+            });
+        }
         begin_immediate(conn, self.lock_timeout)?;
         let marked = conn
             .execute(
@@ -669,6 +725,17 @@ impl<'m> Migrator<'m> {
         if let Some(size) = page_size {
             conn.execute_batch(&format!("PRAGMA page_size = {size}"))
                 .map_err(|e| Error::sqlite("cannot set page_size", e))?;
+            // SQLite silently ignores a size that is not a power of two
+            // between 512 and 65536.
+            let now: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(|e| Error::sqlite("cannot read page_size", e))?;
+            if now != i64::from(size) {
+                log::warn!(
+                    "page_size {size} was asked for, SQLite kept {now} (it takes a power of two \
+                     from 512 to 65536)"
+                );
+            }
         }
         if let Some(mode) = auto_vacuum {
             let mode = match mode {
@@ -1074,7 +1141,10 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
     let in_transaction = rolled_back.is_some();
     let sql = m.sql();
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
-    let mut batch = Batch::new(conn, sql);
+    // NUL-terminated, so that SQLite parses the text in place instead of
+    // copying the rest of the file for every statement (quadratic).
+    let terminated = format!("{sql}\0");
+    let mut batch = Batch::new(conn, &terminated);
     let mut cursor = 0;
     let mut first = true;
     loop {
@@ -1109,12 +1179,33 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
         }
         let mut stmt = match batch.next() {
             Ok(Some(stmt)) => stmt,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                return Err(fail(
+                    "SQLite found no statement here although the file goes on".to_owned(),
+                    Hint::None,
+                ))
+            }
             Err(e) => return Err(fail(sqlite_message(&e), hint_for(&e))),
         };
-        cursor = match stmt.expanded_sql() {
-            Some(text) => advance(sql, cursor, start, &text),
-            None => sql.len(),
+        if stmt.parameter_count() > 0 {
+            return Err(fail(
+                "the statement has a parameter (`?`, `:name`, `@name` or `$name`), which a \
+                 migration cannot bind; write the value as a literal"
+                    .to_owned(),
+                Hint::None,
+            ));
+        }
+        cursor = match stmt
+            .expanded_sql()
+            .and_then(|text| advance(sql, cursor, start, &text))
+        {
+            Some(next) => next,
+            None => {
+                return Err(fail(
+                    "cannot find where this statement ends in the file".to_owned(),
+                    Hint::None,
+                ))
+            }
         };
         let mut rows = stmt.raw_query();
         loop {
@@ -1136,16 +1227,14 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
 
 /// Where the next statement's text starts: SQLite's statement text is the
 /// input from where it started parsing, or from the statement's first token.
-fn advance(sql: &str, cursor: usize, start: usize, text: &str) -> usize {
+fn advance(sql: &str, cursor: usize, start: usize, text: &str) -> Option<usize> {
     let text = text.trim_end_matches('\0');
     if sql[cursor..].starts_with(text) {
-        cursor + text.len()
+        Some(cursor + text.len())
     } else if sql[start..].starts_with(text) {
-        start + text.len()
+        Some(start + text.len())
     } else {
-        sql[start..]
-            .find(text)
-            .map_or(sql.len(), |at| start + at + text.len())
+        None
     }
 }
 
@@ -1239,11 +1328,11 @@ mod tests {
     fn advance_follows_sqlite_statement_text() {
         let sql = "-- c\nSELECT 1;\nSELECT 2;";
         // SQLite's text may start where parsing began or at the first token.
-        assert_eq!(advance(sql, 0, 5, "-- c\nSELECT 1;"), 14);
-        assert_eq!(advance(sql, 0, 5, "SELECT 1;"), 14);
-        assert_eq!(advance(sql, 14, 15, "SELECT 2;"), sql.len());
-        // Unknown text: give up tracking rather than point at a wrong line.
-        assert_eq!(advance(sql, 0, 5, "nothing like it"), sql.len());
+        assert_eq!(advance(sql, 0, 5, "-- c\nSELECT 1;"), Some(14));
+        assert_eq!(advance(sql, 0, 5, "SELECT 1;"), Some(14));
+        assert_eq!(advance(sql, 14, 15, "SELECT 2;"), Some(sql.len()));
+        // Unknown text: an error, never a silent stop.
+        assert_eq!(advance(sql, 0, 5, "nothing like it"), None);
     }
 
     #[test]

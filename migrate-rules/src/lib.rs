@@ -222,6 +222,15 @@ pub struct Contents {
 /// unknown directive, or a directive after the first statement.
 pub fn check_contents(file: &str, text: &str, direction: Direction) -> Result<Contents, RuleError> {
     let text_nobom = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = text_nobom.find('\0') {
+        return Err(RuleError {
+            file: file.to_owned(),
+            line: Some(line_of(text_nobom, at)),
+            message: "the file contains a NUL character, where SQLite would stop reading and \
+                      silently skip the rest; remove it (is the file saved as UTF-16?)"
+                .to_owned(),
+        });
+    }
     let first = skip_trivia(text_nobom, 0);
     if first >= text_nobom.len() && direction == Direction::Up {
         return Err(RuleError::new(

@@ -54,6 +54,8 @@ impl LockFile {
     /// in order; the error names the line.
     pub fn parse(text: &str) -> Result<LockFile, RuleError> {
         let mut entries: Vec<LockEntry> = Vec::new();
+        // An editor may save the file with a BOM.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let content = raw.trim_end_matches('\r').trim();

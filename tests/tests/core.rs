@@ -1021,7 +1021,9 @@ fn error_messages_say_what_to_do() {
     assert_eq!(
         locked.to_string(),
         "the database is locked by another connection and stayed locked for the lock timeout (5s); \
-         nothing was applied: retry later, or raise the timeout with `migrator().lock_timeout(..)`"
+         the migration waiting for it was not applied (migrations this run committed before it \
+         stay applied: `status` lists them): retry later, or raise the timeout with \
+         `migrator().lock_timeout(..)`"
     );
     let incomplete = Error::Incomplete {
         version: 7,

@@ -1,0 +1,294 @@
+//! Edge cases found in review, each pinned: a no-transaction file that
+//! turns foreign keys back on, statements with parameters, NUL characters,
+//! savepoints across files in single-transaction mode, transactions left
+//! open, odd spellings of transaction control, huge lock timeouts, a lock
+//! file saved with a BOM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use migrate_core::{Error, Migrations};
+use migrate_tests::{migrations_dir, snapshot};
+use rusqlite::Connection;
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);";
+const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, body TEXT);";
+const REBUILD: &str = "CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL DEFAULT '');\n\
+                       INSERT INTO users_new (id, email) SELECT id, email FROM users;\n\
+                       DROP TABLE users;\n\
+                       ALTER TABLE users_new RENAME TO users;";
+
+fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Migrations) {
+    let dir = migrations_dir(files);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    (dir, migrations)
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+fn table_exists(conn: &Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        > 0
+}
+
+fn fk(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_no_transaction_file_turning_foreign_keys_on_does_not_make_a_later_rebuild_cascade() {
+    let recipe = "-- migrate:no-transaction\n\
+                  PRAGMA foreign_keys=OFF;\n\
+                  BEGIN;\n\
+                  CREATE TABLE tags (id INTEGER PRIMARY KEY);\n\
+                  COMMIT;\n\
+                  PRAGMA foreign_keys=ON;\n";
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_tags.sql", recipe),
+        ("004_rebuild.sql", REBUILD),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');\
+         INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+    )
+    .unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.version(), 4);
+    assert_eq!(
+        count(&conn, "posts"),
+        1,
+        "the rebuild in 004 cascaded: child rows deleted"
+    );
+}
+
+#[test]
+fn foreign_keys_off_stay_off_after_a_file_turns_them_on() {
+    let recipe = "-- migrate:no-transaction\n\
+                  PRAGMA foreign_keys=OFF;\n\
+                  BEGIN;\n\
+                  CREATE TABLE tags (id INTEGER PRIMARY KEY);\n\
+                  COMMIT;\n\
+                  PRAGMA foreign_keys=ON;\n";
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_tags.sql", recipe)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap(); // bundled defaults to ON
+    assert!(!fk(&conn));
+    m.migrate(&mut conn).unwrap();
+    assert!(
+        !fk(&conn),
+        "foreign_keys was off before migrate and is on after"
+    );
+}
+
+#[test]
+fn a_statement_with_a_parameter_is_refused_and_nothing_applied() {
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "CREATE TABLE a (x);\nINSERT INTO a VALUES (:x);\nCREATE TABLE b (x);\nCREATE TABLE c (x);\n",
+    )]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            line: 2, message, ..
+        } => assert!(message.contains("parameter"), "{message}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!table_exists(&conn, "a"));
+    let uv: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(uv, 0);
+}
+
+#[test]
+fn a_nul_character_is_refused_naming_the_line() {
+    for (text, line) in [
+        (
+            "CREATE TABLE a (x);\n-- pasted text \0 here\nCREATE TABLE b (x);\n",
+            2,
+        ),
+        ("\0CREATE TABLE a (x);", 1),
+    ] {
+        let d = migrations_dir(&[("001_a.sql", text)]);
+        let err = Migrations::from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "001_a.sql:{line}: the file contains a NUL character"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn single_transaction_files_cannot_roll_back_an_earlier_files_savepoint() {
+    let (_d, m) = load(&[
+        (
+            "001_a.sql",
+            "CREATE TABLE a (x);\nSAVEPOINT s;\nCREATE TABLE b (x);\n",
+        ),
+        ("002_c.sql", "ROLLBACK TO s;\nCREATE TABLE c (x);\n"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let before = snapshot(&conn);
+    let err = m
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Migration { version: 2, .. }),
+        "{err:?}"
+    );
+    // Each file runs in a savepoint of its own, released at its end: the
+    // earlier file's savepoint is gone, so SQLite refuses the ROLLBACK TO.
+    assert!(err.to_string().contains("no such savepoint: s"), "{err}");
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn a_no_transaction_file_that_leaves_a_transaction_open_is_named() {
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "-- migrate:no-transaction\nBEGIN;\nCREATE TABLE a (x);\n",
+    )]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(err, Error::Migration { version: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("ends inside a transaction it began"),
+        "{err}"
+    );
+    assert!(conn.is_autocommit());
+    assert!(matches!(
+        m.migrate(&mut conn),
+        Err(Error::Incomplete { version: 1, .. })
+    ));
+}
+
+#[test]
+fn transaction_control_spellings_are_refused_with_the_right_line() {
+    for (sql, line) in [
+        ("CREATE TABLE a (x);\ncommit/*x*/;", 2),
+        ("CREATE TABLE a (x);\n\n  END\n;", 3),
+        ("CREATE TABLE a (x);\r\n\r\nBEGIN DEFERRED TRANSACTION;", 3),
+        ("CREATE TABLE a (x);\n-- c\nROLLBACK--x\n;", 3),
+        ("CREATE TABLE a (x);\nROLLBACK TRANSACTION foo;", 2),
+        (
+            "CREATE TABLE a (x);\n/* a\nb */ /**/ Commit Transaction;",
+            3,
+        ),
+        ("CREATE TABLE a (x);;;\n;\nEND TRANSACTION;", 3),
+        (
+            "CREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END;\nEND;",
+            3,
+        ),
+        ("\u{feff}CREATE TABLE a (x);\nCOMMIT;", 2),
+    ] {
+        let (_d, m) = load(&[("001_a.sql", sql)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        match m.migrate(&mut conn) {
+            Err(Error::Migration { line: l, .. }) => assert_eq!(l, line, "{sql:?}"),
+            other => panic!("{sql:?}: {other:?}"),
+        }
+        assert!(!table_exists(&conn, "a"), "{sql:?}");
+    }
+}
+
+#[test]
+fn trigger_with_end_and_line_numbers() {
+    let sql = "CREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a\nBEGIN\n  INSERT INTO a VALUES (1);\nEND;\n\n-- a comment; with a semicolon\n/* and ; here */\nINSERT INTO a VALUES ('it''s; fine');\nSELECT * FROM nope;\n";
+    let (_d, m) = load(&[("001_a.sql", sql)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    match m.migrate(&mut conn) {
+        Err(Error::Migration { line, .. }) => assert_eq!(line, 10),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connection_state_restored_after_errors() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_bad.sql", "SELECT * FROM nope;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys=ON").unwrap();
+    conn.busy_timeout(Duration::from_millis(1234)).unwrap();
+    m.migrate(&mut conn).unwrap_err();
+    assert!(conn.is_autocommit());
+    assert!(fk(&conn));
+    let b: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(b, 1234);
+}
+
+#[test]
+fn single_transaction_foreign_key_violation_names_its_file() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_orphan.sql",
+            "INSERT INTO posts (user_id, body) VALUES (42, 'orphan');",
+        ),
+        ("004_other.sql", "CREATE TABLE other (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    let err = m
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ForeignKeyViolation { version: 3, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_lock_timeout_of_duration_max_waits_as_long_as_sqlite_can_without_panicking() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let report = m
+        .migrator()
+        .lock_timeout(Duration::MAX)
+        .migrate(&mut conn)
+        .unwrap();
+    assert_eq!(report.version(), 1);
+}
+
+#[test]
+fn a_lock_file_saved_with_crlf_or_a_bom_still_reads() {
+    let d = migrations_dir(&[("001_users.sql", USERS)]);
+    migrate_core::lock::append(d.path()).unwrap();
+    let lock = d.path().join("migrate.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, text.replace('\n', "\r\n")).unwrap();
+    assert_eq!(Migrations::from_dir(d.path()).unwrap().len(), 1);
+    std::fs::write(&lock, format!("\u{feff}{text}")).unwrap();
+    assert_eq!(Migrations::from_dir(d.path()).unwrap().len(), 1);
+}
