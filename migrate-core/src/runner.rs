@@ -458,24 +458,24 @@ impl<'m> Migrator<'m> {
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<()> {
-        // After each of our commits: `PRAGMA data_version` and the version
-        // committed. Another connection's commit changes data_version; if it
-        // did not change, the state is what we committed and need not be
-        // read again.
+        // `PRAGMA data_version` as each step read it, and the version that
+        // step committed. Another connection's commit changes data_version
+        // (our own do not); if it did not change, the state is what we
+        // committed and need not be read again.
         let mut known: Option<(i64, u32)> = None;
         loop {
             begin_immediate(conn, self.lock_timeout)?;
             let step = self.step(conn, target, foreign_keys, watch, known, applied, adopted);
             match step {
-                Ok(Step::Commit(version)) => {
+                Ok((Step::Commit(version), seen)) => {
                     commit(conn, self.lock_timeout)?;
-                    known = Some((data_version(conn)?, version));
+                    known = Some((seen, version));
                 }
-                Ok(Step::Done) => {
+                Ok((Step::Done, _)) => {
                     commit(conn, self.lock_timeout)?;
                     return Ok(());
                 }
-                Ok(Step::NoTransaction(m)) => {
+                Ok((Step::NoTransaction(m), seen)) => {
                     commit(conn, self.lock_timeout)?;
                     self.run_no_transaction(conn, m, applied)?;
                     // The file may have run `PRAGMA foreign_keys = ON` (the
@@ -485,7 +485,7 @@ impl<'m> Migrator<'m> {
                         conn.execute_batch("PRAGMA foreign_keys = OFF")
                             .map_err(|e| Error::sqlite("cannot turn foreign_keys off", e))?;
                     }
-                    known = Some((data_version(conn)?, m.version()));
+                    known = Some((seen, m.version()));
                 }
                 Err(e) => {
                     rollback(conn);
@@ -496,6 +496,8 @@ impl<'m> Migrator<'m> {
     }
 
     /// One write transaction's work; the caller commits or rolls back.
+    /// Returns what to do next and `PRAGMA data_version` as read at the
+    /// start of the transaction.
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
@@ -506,15 +508,16 @@ impl<'m> Migrator<'m> {
         known: Option<(i64, u32)>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
-    ) -> Result<Step<'m>> {
+    ) -> Result<(Step<'m>, i64)> {
         // Another process may have migrated since the fast path: read again
         // inside the write transaction, unless nobody else committed since
         // our own last commit. The whole history was verified before the
         // first write transaction; here the newest row's chain suffices when
         // it matches, so each step costs the same however many migrations
         // there are.
+        let seen = data_version(conn)?;
         let unchanged = match known {
-            Some((seen, version)) if data_version(conn)? == seen => Some(version),
+            Some((before, version)) if before == seen => Some(version),
             _ => None,
         };
         let (current, needs_adoption, has_history) = match unchanged {
@@ -542,7 +545,7 @@ impl<'m> Migrator<'m> {
             *adopted = Some(current);
         }
         if current >= target {
-            return Ok(Step::Done);
+            return Ok((Step::Done, seen));
         }
         let pending: Vec<&'m Migration> = (current + 1..=target)
             .filter_map(|v| self.migrations.get(v))
@@ -552,13 +555,20 @@ impl<'m> Migrator<'m> {
         } else {
             &pending[..1]
         };
+        // The history rows of this transaction, written after the last
+        // file: between files every schema change would make SQLite prepare
+        // the INSERT again.
+        let mut done: Vec<(&Migration, Duration)> = Vec::with_capacity(batch.len());
         for &m in batch {
             if let Some(watch) = watch {
-                watch.start_step();
+                watch.start_migration(m);
             }
             if m.no_transaction() {
+                for (m, duration) in done.drain(..) {
+                    record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
+                }
                 record(conn, m, 0, state::STATE_STARTED)?;
-                return Ok(Step::NoTransaction(m));
+                return Ok((Step::NoTransaction(m), seen));
             }
             let t0 = Instant::now();
             log::debug!("applying migration {} ({})", m.version(), m.file_name());
@@ -567,21 +577,23 @@ impl<'m> Migrator<'m> {
             } else {
                 Outcome::RolledBack
             };
-            if self.single_transaction {
-                // Each file in a savepoint of its own: a file that rolls back
-                // to, or releases, a savepoint of an earlier file (undoing
-                // that file's history row) makes the RELEASE fail.
+            // In one transaction for several files, a file that says
+            // ROLLBACK or RELEASE runs in a savepoint of its own: rolling back
+            // to, or releasing, a savepoint of an earlier file (undoing part
+            // of that file) then fails instead of going unnoticed.
+            let fenced = self.single_transaction && mentions_savepoint_control(m.sql());
+            if fenced {
                 conn.execute_batch("SAVEPOINT _migrate_file")
                     .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
             }
             run_statements(conn, m, Some(rolled_back))?;
-            if self.single_transaction {
+            if fenced {
                 conn.execute_batch("RELEASE _migrate_file")
                     .map_err(|e| Error::Migration {
                         version: m.version(),
                         file: m.file_name().to_owned(),
                         line: migrate_rules::line_of(m.sql(), m.sql().len()),
-                        statement: String::new(),
+                        statement: "(end of file)".to_owned(),
                         message: format!(
                             "the file rolled back to or released a savepoint it did not create ({e})"
                         ),
@@ -599,7 +611,7 @@ impl<'m> Migrator<'m> {
                 foreign_key_check(conn, m, scope.as_deref())?;
             }
             let duration = t0.elapsed();
-            record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
+            done.push((m, duration));
             applied.push(Applied::new(m, duration));
             log::info!(
                 "applied migration {} ({}) in {:.1} ms",
@@ -608,15 +620,19 @@ impl<'m> Migrator<'m> {
                 ms(duration)
             );
         }
+        for (m, duration) in done {
+            record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
+        }
         let Some(&last) = batch.last() else {
-            return Ok(Step::Done);
+            return Ok((Step::Done, seen));
         };
         set_user_version(conn, last.version())?;
-        Ok(if last.version() == target {
+        let next = if last.version() == target {
             Step::Done
         } else {
             Step::Commit(last.version())
-        })
+        };
+        Ok((next, seen))
     }
 
     fn adopt(&self, conn: &Connection, version: u32) -> Result<()> {
@@ -670,7 +686,7 @@ impl<'m> Migrator<'m> {
                 version: m.version(),
                 file: m.file_name().to_owned(),
                 line: migrate_rules::line_of(m.sql(), m.sql().len()),
-                statement: String::new(),
+                statement: "(end of file)".to_owned(),
                 message: "the file ends inside a transaction it began (the open transaction was \
                           rolled back); end it with COMMIT"
                     .to_owned(),
@@ -815,6 +831,19 @@ fn check_whole_pages(conn: &Connection) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether a file's text says `ROLLBACK` or `RELEASE` anywhere (comments
+/// included: a false alarm only costs a savepoint).
+fn mentions_savepoint_control(sql: &str) -> bool {
+    contains_ignore_case(sql, "rollback") || contains_ignore_case(sql, "release")
+}
+
+/// `needle` (ASCII) anywhere in `text`, in any case.
+fn contains_ignore_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
@@ -1000,6 +1029,10 @@ struct TableWatch {
     /// The tables and their SQL before the run, for `Changed`.
     before: Option<BTreeMap<String, String>>,
     seen: Arc<Mutex<Seen>>,
+    /// Whether any table may have a foreign key: one did before the run,
+    /// or a migration of the run says `REFERENCES`. Until then there is
+    /// nothing for `foreign_key_check` to find.
+    foreign_keys_possible: std::cell::Cell<bool>,
 }
 
 #[derive(Default)]
@@ -1021,6 +1054,13 @@ impl TableWatch {
         } else {
             None
         };
+        let with_keys: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND sql LIKE '%REFERENCES%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = Arc::clone(&seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -1051,7 +1091,20 @@ impl TableWatch {
             Authorization::Allow
         }))
         .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
-        Ok(TableWatch { before, seen })
+        Ok(TableWatch {
+            before,
+            seen,
+            foreign_keys_possible: std::cell::Cell::new(with_keys > 0),
+        })
+    }
+
+    /// Before each migration: forget the previous one's tables, and note
+    /// whether this one may create a foreign key.
+    fn start_migration(&self, m: &Migration) {
+        if !self.foreign_keys_possible.get() && contains_ignore_case(m.sql(), "references") {
+            self.foreign_keys_possible.set(true);
+        }
+        self.start_step();
     }
 
     fn start_step(&self) {
@@ -1063,32 +1116,48 @@ impl TableWatch {
 
     /// The tables whose foreign keys this step may have broken: those it
     /// wrote as a child, and the children of those it changed as a parent.
+    /// Only a table whose SQL says `REFERENCES` has foreign keys, so the
+    /// others are left out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (mut scope, parents) = match self.seen.lock() {
+        let (written, parents) = match self.seen.lock() {
             Ok(seen) => (seen.step_children.clone(), seen.step_parents.clone()),
             Err(_) => return Ok(Vec::new()),
         };
-        if !parents.is_empty() {
-            let context = "cannot read the database's foreign keys";
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT m.name, f.\"table\" FROM sqlite_master AS m, \
-                     pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'",
-                )
-                .map_err(|e| Error::sqlite(context, e))?;
-            let edges = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(|e| Error::sqlite(context, e))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(|e| Error::sqlite(context, e))?;
-            for (child, parent) in edges {
-                if parents.iter().any(|p| p.eq_ignore_ascii_case(&parent)) {
-                    scope.insert(child);
-                }
-            }
-            scope.extend(parents);
+        if (written.is_empty() && parents.is_empty()) || !self.foreign_keys_possible.get() {
+            return Ok(Vec::new());
         }
-        Ok(scope.into_iter().collect())
+        let context = "cannot read the database's foreign keys";
+        let with_keys: Vec<String> = conn
+            .prepare_cached(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%REFERENCES%'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(|e| Error::sqlite(context, e))?;
+        let mut scope = Vec::new();
+        for table in with_keys {
+            let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(&table))
+                || parents.iter().any(|p| p.eq_ignore_ascii_case(&table));
+            if !check && !parents.is_empty() {
+                let pragma = format!("PRAGMA foreign_key_list('{}')", table.replace('\'', "''"));
+                let referenced = conn
+                    .prepare(&pragma)
+                    .and_then(|mut stmt| {
+                        stmt.query_map([], |r| r.get::<_, String>(2))?
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    })
+                    .map_err(|e| Error::sqlite(context, e))?;
+                check = referenced
+                    .iter()
+                    .any(|parent| parents.iter().any(|p| p.eq_ignore_ascii_case(parent)));
+            }
+            if check {
+                scope.push(table);
+            }
+        }
+        Ok(scope)
     }
 
     /// Removes the authorizer; for `Changed`, returns the touched tables
