@@ -434,7 +434,9 @@ impl<'m> Migrator<'m> {
             None => None,
         };
         outcome?;
-        let version = read_state(conn)?.user_version;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
         let version = u32::try_from(version).unwrap_or(0);
         let integrity = if applied.is_empty() {
             IntegrityOutcome::NotRun
