@@ -614,13 +614,7 @@ impl<'m> Migrator<'m> {
             }
             let duration = t0.elapsed();
             done.push((m, duration));
-            applied.push(Applied::new(m, duration));
-            log::info!(
-                "applied migration {} ({}) in {:.1} ms",
-                m.version(),
-                m.file_name(),
-                ms(duration)
-            );
+            note_applied(applied, m, duration);
         }
         for (m, duration) in done {
             record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
@@ -712,13 +706,7 @@ impl<'m> Migrator<'m> {
                 return Err(e);
             }
         }
-        applied.push(Applied::new(m, duration));
-        log::info!(
-            "applied migration {} ({}) in {:.1} ms",
-            m.version(),
-            m.file_name(),
-            ms(duration)
-        );
+        note_applied(applied, m, duration);
         Ok(())
     }
 
@@ -833,6 +821,16 @@ fn check_whole_pages(conn: &Connection) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn note_applied(applied: &mut Vec<Applied>, m: &Migration, duration: Duration) {
+    applied.push(Applied::new(m, duration));
+    log::info!(
+        "applied migration {} ({}) in {:.1} ms",
+        m.version(),
+        m.file_name(),
+        ms(duration)
+    );
 }
 
 /// Whether a file's text says `ROLLBACK` or `RELEASE` anywhere (comments

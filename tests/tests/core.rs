@@ -762,19 +762,28 @@ fn integrity_check_levels() {
     }
 }
 
+/// A migration that declares `<table>.x` NOT NULL behind SQLite's back
+/// (with writable_schema) while a row holds a NULL: only an integrity check
+/// of that table reports it.
+fn declare_not_null(table: &str) -> String {
+    format!(
+        "PRAGMA writable_schema = ON;\n\
+         UPDATE sqlite_master SET sql = 'CREATE TABLE {table} (x INTEGER NOT NULL)' WHERE name = '{table}';\n\
+         PRAGMA schema_version = 100;\n\
+         PRAGMA writable_schema = OFF;"
+    )
+}
+
 #[test]
 fn integrity_failure_is_reported() {
     // A NOT NULL constraint that the data violates, added behind SQLite's
     // back with writable_schema: integrity_check reports it.
     let (_d, m) = load(&[
-        ("001_t.sql", "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);"),
         (
-            "002_corrupt.sql",
-            "PRAGMA writable_schema = ON;\n\
-             UPDATE sqlite_master SET sql = 'CREATE TABLE t (x INTEGER NOT NULL)' WHERE name = 't';\n\
-             PRAGMA schema_version = 100;\n\
-             PRAGMA writable_schema = OFF;",
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);",
         ),
+        ("002_corrupt.sql", &declare_not_null("t")),
     ]);
     let mut conn = Connection::open_in_memory().unwrap();
     let err = m.migrate(&mut conn).unwrap_err();
@@ -1082,13 +1091,10 @@ fn the_up_to_date_check_still_catches_drift_and_verify_reads_every_row() {
 /// reports.
 fn corrupt_table(conn: &Connection, table: &str) {
     conn.execute_batch(&format!(
-        "CREATE TABLE {table} (x INTEGER); INSERT INTO {table} VALUES (NULL);
-         PRAGMA writable_schema = ON;
-         UPDATE sqlite_master SET sql = 'CREATE TABLE {table} (x INTEGER NOT NULL)' WHERE name = '{table}';
-         PRAGMA schema_version = 1000;
-         PRAGMA writable_schema = OFF;"
+        "CREATE TABLE {table} (x INTEGER); INSERT INTO {table} VALUES (NULL);"
     ))
     .unwrap();
+    conn.execute_batch(&declare_not_null(table)).unwrap();
 }
 
 #[test]
@@ -1152,14 +1158,11 @@ fn changed_integrity_checks_a_rebuilt_table() {
     // The rebuild leaves `users` with different SQL: it is checked even
     // though the damage was done through sqlite_master.
     let (_d, m) = load(&[
-        ("001_users.sql", "CREATE TABLE users (x INTEGER); INSERT INTO users VALUES (NULL);"),
         (
-            "002_corrupt.sql",
-            "PRAGMA writable_schema = ON;\n\
-             UPDATE sqlite_master SET sql = 'CREATE TABLE users (x INTEGER NOT NULL)' WHERE name = 'users';\n\
-             PRAGMA schema_version = 100;\n\
-             PRAGMA writable_schema = OFF;",
+            "001_users.sql",
+            "CREATE TABLE users (x INTEGER); INSERT INTO users VALUES (NULL);",
         ),
+        ("002_corrupt.sql", &declare_not_null("users")),
     ]);
     let mut conn = Connection::open_in_memory().unwrap();
     m.migrate_to(&mut conn, 1).unwrap();
