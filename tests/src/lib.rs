@@ -76,11 +76,12 @@ fn escape(field: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Everything a failed migration must leave as it was: the full schema
-/// (the framework's table included), `user_version`, the history rows and
-/// every table's rows.
-pub fn snapshot(conn: &Connection) -> String {
-    let mut out = String::new();
+/// Writes `user_version` to `out` and returns every schema object as
+/// (type, name, table, SQL), in a stable order.
+fn version_and_objects(
+    conn: &Connection,
+    out: &mut String,
+) -> Vec<(String, String, String, String)> {
     let user_version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -90,11 +91,18 @@ pub fn snapshot(conn: &Connection) -> String {
             "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
         )
         .unwrap();
-    let objects: Vec<(String, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
-        .collect();
+        .collect()
+}
+
+/// Everything a failed migration must leave as it was: the full schema
+/// (the framework's table included), `user_version`, the history rows and
+/// every table's rows.
+pub fn snapshot(conn: &Connection) -> String {
+    let mut out = String::new();
+    let objects = version_and_objects(conn, &mut out);
     for (kind, name, table, sql) in &objects {
         writeln!(out, "{kind} {name} on {table}: {sql}").unwrap();
         if kind == "table" && !name.starts_with("sqlite_") {
@@ -165,20 +173,7 @@ mod reliability {
         use std::hash::{Hash, Hasher};
 
         let mut out = String::new();
-        let user_version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        writeln!(out, "user_version = {user_version}").unwrap();
-        let mut stmt = conn
-            .prepare(
-                "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
-            )
-            .unwrap();
-        let objects: Vec<(String, String, String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let objects = super::version_and_objects(conn, &mut out);
         for (kind, name, table, sql) in &objects {
             writeln!(out, "{kind} {name} on {table}: {sql}").unwrap();
             if kind != "table" || name.starts_with("sqlite_") {
