@@ -13,7 +13,6 @@
 //!
 //! Lines starting with `#` and blank lines are comments.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::{hex, parse_hex, LoadedMigration, RuleError, MAX_VERSION};
@@ -179,13 +178,7 @@ impl LockFile {
         let locked = lock.entries.last().map_or(0, |e| e.version);
         let mut added = Vec::new();
         for m in migrations.iter().filter(|m| m.version > locked) {
-            let _ = writeln!(
-                text,
-                "{} {} {}",
-                m.version,
-                m.up.file_name,
-                hex(&m.up.contents.checksum)
-            );
+            text.push_str(&line_for(m));
             added.push(m.version);
         }
         (text, added)
@@ -205,17 +198,22 @@ impl LockFile {
         let mut out = String::with_capacity(existing.len());
         for (index, raw) in existing.split_inclusive('\n').enumerate() {
             if index + 1 == entry.line {
-                let _ = writeln!(
-                    out,
-                    "{} {} {}",
-                    m.version,
-                    m.up.file_name,
-                    hex(&m.up.contents.checksum)
-                );
+                out.push_str(&line_for(m));
             } else {
                 out.push_str(raw);
             }
         }
         Some(out)
     }
+}
+
+/// The lock line of a migration, with its line end: the one place the
+/// format is written.
+fn line_for(m: &LoadedMigration) -> String {
+    format!(
+        "{} {} {}\n",
+        m.version,
+        m.up.file_name,
+        hex(&m.up.contents.checksum)
+    )
 }
