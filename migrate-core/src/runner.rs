@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Batch, Connection};
@@ -11,7 +12,9 @@ use rusqlite::{Batch, Connection};
 use crate::error::{is_busy, is_full, Error, Hint, Outcome, Result};
 use crate::migration::{Migration, Migrations};
 use crate::report::{Applied, IntegrityOutcome, Report, Status};
-use crate::state::{self, read_state, read_state_snapshot, verify, Verified, CREATE_HISTORY};
+use crate::state::{
+    self, read_state, read_state_snapshot, verify, Quick, Verified, CREATE_HISTORY,
+};
 
 /// Which integrity check runs after migrations were applied.
 ///
@@ -296,27 +299,40 @@ impl<'m> Migrator<'m> {
         target: u32,
         started: Instant,
     ) -> Result<Report> {
-        // The fast path: one read, no write lock, constant time.
-        if let Some(version) = state::up_to_date(conn, self.migrations, target)? {
-            log::debug!("database is up to date at version {version}");
+        // The fast path: one read transaction, no write lock, constant time.
+        // When it vouches for an older version it also spares the full
+        // read, and the first write transaction's re-read when no other
+        // connection committed since.
+        let (current, needs_adoption, new_database, known) =
+            match state::quick_check(conn, self.migrations, target)? {
+                Quick::UpToDate(version) => (version, false, false, None),
+                Quick::Pending {
+                    version,
+                    data_version,
+                } => {
+                    log::debug!(
+                        "database at version {version} verified; migrating to version {target}"
+                    );
+                    (version, false, false, Some((data_version, version)))
+                }
+                Quick::Unknown => {
+                    // The full read and verification, in one read transaction.
+                    let state = read_state_snapshot(conn)?;
+                    let verified = verify(&state, self.migrations)?;
+                    (
+                        verified.current,
+                        verified.needs_adoption,
+                        state.history.is_none() && state.user_version == 0,
+                        None,
+                    )
+                }
+            };
+        self.check_not_above(current, target)?;
+        if current == target && !needs_adoption {
+            log::debug!("database is up to date at version {current}");
             return Ok(Report::new(
-                version,
-                version,
-                None,
-                Vec::new(),
-                IntegrityOutcome::NotRun,
-                started,
-            ));
-        }
-        // The full read and verification, in one read transaction.
-        let state = read_state_snapshot(conn)?;
-        let verified = verify(&state, self.migrations)?;
-        self.check_not_above(verified.current, target)?;
-        if verified.current == target && !verified.needs_adoption {
-            log::debug!("database is up to date at version {}", verified.current);
-            return Ok(Report::new(
-                verified.current,
-                verified.current,
+                current,
+                current,
                 None,
                 Vec::new(),
                 IntegrityOutcome::NotRun,
@@ -325,12 +341,12 @@ impl<'m> Migrator<'m> {
         }
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             return Err(Error::ReadOnly {
-                version: verified.current,
+                version: current,
                 latest: target,
             });
         }
         if self.single_transaction {
-            let first = verified.current.saturating_add(1);
+            let first = current.saturating_add(1);
             if let Some(m) = (first..=target)
                 .filter_map(|v| self.migrations.get(v))
                 .find(|m| m.no_transaction())
@@ -349,18 +365,30 @@ impl<'m> Migrator<'m> {
             }
         }
 
-        let foreign_keys: bool = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        // `PRAGMA foreign_keys` through the C interface: no statement to
+        // prepare, and the same flag.
+        let foreign_keys = conn
+            .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY)
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
         let mut restore_error = None;
         if foreign_keys {
-            if let Err(e) = conn.execute_batch("PRAGMA foreign_keys = OFF") {
-                restore_error = Some(Error::sqlite("cannot turn foreign_keys off", e));
+            if let Err(e) = set_foreign_keys(conn, false) {
+                restore_error = Some(e);
             }
         }
         let result = match restore_error.take() {
             Some(e) => Err(e),
-            None => self.apply(conn, &state, target, foreign_keys, started),
+            None => self.apply(
+                conn,
+                Start {
+                    from: current,
+                    new_database,
+                    known,
+                },
+                target,
+                foreign_keys,
+                started,
+            ),
         };
         // Restore the connection, also on error.
         if !conn.is_autocommit() {
@@ -368,13 +396,8 @@ impl<'m> Migrator<'m> {
         }
         // Restore what the connection had, also when a no-transaction file
         // changed it.
-        let restore = if foreign_keys {
-            "PRAGMA foreign_keys = ON"
-        } else {
-            "PRAGMA foreign_keys = OFF"
-        };
-        if let Err(e) = conn.execute_batch(restore) {
-            restore_error = Some(Error::sqlite("cannot restore foreign_keys", e));
+        if let Err(e) = set_foreign_keys(conn, foreign_keys) {
+            restore_error = Some(e);
         }
         match (result, restore_error) {
             (Ok(_), Some(e)) => Err(e),
@@ -398,14 +421,18 @@ impl<'m> Migrator<'m> {
     fn apply(
         &self,
         conn: &mut Connection,
-        before: &state::DbState,
+        start: Start,
         target: u32,
         foreign_keys: bool,
         started: Instant,
     ) -> Result<Report> {
-        let from = u32::try_from(before.user_version).unwrap_or(0);
+        let Start {
+            from,
+            new_database,
+            known,
+        } = start;
         check_whole_pages(conn)?;
-        if before.history.is_none() && before.user_version == 0 {
+        if new_database {
             self.new_database_settings(conn)?;
         }
         let mut applied = Vec::new();
@@ -423,6 +450,7 @@ impl<'m> Migrator<'m> {
         };
         let outcome = self.apply_all(
             conn,
+            known,
             target,
             foreign_keys,
             watch.as_ref(),
@@ -433,11 +461,7 @@ impl<'m> Migrator<'m> {
             Some(watch) => watch.finish(conn)?,
             None => None,
         };
-        outcome?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
-        let version = u32::try_from(version).unwrap_or(0);
+        let version = outcome?;
         let integrity = if applied.is_empty() {
             IntegrityOutcome::NotRun
         } else {
@@ -451,20 +475,22 @@ impl<'m> Migrator<'m> {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_all(
         &self,
         conn: &Connection,
+        mut known: Option<(i64, u32)>,
         target: u32,
         foreign_keys: bool,
         watch: Option<&TableWatch>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
-    ) -> Result<()> {
-        // `PRAGMA data_version` as each step read it, and the version that
-        // step committed. Another connection's commit changes data_version
-        // (our own do not); if it did not change, the state is what we
-        // committed and need not be read again.
-        let mut known: Option<(i64, u32)> = None;
+    ) -> Result<u32> {
+        // `known`: `PRAGMA data_version` as the last read or step saw it,
+        // and the version the database was then at. Another connection's
+        // commit changes data_version (our own do not); if it did not
+        // change, the state is what we read or committed and need not be
+        // read again.
         loop {
             begin_immediate(conn, self.lock_timeout)?;
             let step = self.step(conn, target, foreign_keys, watch, known, applied, adopted);
@@ -473,9 +499,9 @@ impl<'m> Migrator<'m> {
                     commit(conn, self.lock_timeout)?;
                     known = Some((seen, version));
                 }
-                Ok((Step::Done, _)) => {
+                Ok((Step::Done(version), _)) => {
                     commit(conn, self.lock_timeout)?;
-                    return Ok(());
+                    return Ok(version);
                 }
                 Ok((Step::NoTransaction(m), seen)) => {
                     commit(conn, self.lock_timeout)?;
@@ -484,8 +510,7 @@ impl<'m> Migrator<'m> {
                     // last step of SQLite's table-rebuild recipe): the rest
                     // of the run must not cascade.
                     if foreign_keys {
-                        conn.execute_batch("PRAGMA foreign_keys = OFF")
-                            .map_err(|e| Error::sqlite("cannot turn foreign_keys off", e))?;
+                        set_foreign_keys(conn, false)?;
                     }
                     known = Some((seen, m.version()));
                 }
@@ -517,14 +542,14 @@ impl<'m> Migrator<'m> {
         // first write transaction; here the newest row's chain suffices when
         // it matches, so each step costs the same however many migrations
         // there are.
-        let seen = data_version(conn)?;
+        let seen = state::data_version(conn)?;
         let unchanged = match known {
             Some((before, version)) if before == seen => Some(version),
             _ => None,
         };
         let (current, needs_adoption, has_history) = match unchanged {
             Some(version) => (version, false, true),
-            None => match state::newest_verified(conn, self.migrations)? {
+            None => match state::newest_verified(conn, self.migrations, true)? {
                 Some(version) => (version, false, true),
                 None => {
                     let state = read_state(conn)?;
@@ -547,7 +572,7 @@ impl<'m> Migrator<'m> {
             *adopted = Some(current);
         }
         if current >= target {
-            return Ok((Step::Done, seen));
+            return Ok((Step::Done(current), seen));
         }
         let pending: Vec<&'m Migration> = (current + 1..=target)
             .filter_map(|v| self.migrations.get(v))
@@ -620,11 +645,11 @@ impl<'m> Migrator<'m> {
             record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
         }
         let Some(&last) = batch.last() else {
-            return Ok((Step::Done, seen));
+            return Ok((Step::Done(current), seen));
         };
         set_user_version(conn, last.version())?;
         let next = if last.version() == target {
-            Step::Done
+            Step::Done(target)
         } else {
             Step::Commit(last.version())
         };
@@ -858,14 +883,37 @@ fn has_tables(conn: &Connection) -> bool {
     .is_ok_and(|n| n > 0)
 }
 
+/// Where a run starts, as the reads before it found.
+struct Start {
+    /// The database's version.
+    from: u32,
+    /// No history and `user_version` 0: the settings for a new database
+    /// apply.
+    new_database: bool,
+    /// `PRAGMA data_version` and the version, when the start-up read
+    /// verified the history (see `Migrator::apply_all`).
+    known: Option<(i64, u32)>,
+}
+
 enum Step<'m> {
     /// Commit (the database is then at this version) and take the next
     /// migration.
     Commit(u32),
-    /// Commit and stop.
-    Done,
+    /// Commit and stop: the database is then at this version.
+    Done(u32),
     /// Commit the "started" mark, then run this migration outside a transaction.
     NoTransaction(&'m Migration),
+}
+
+/// `PRAGMA foreign_keys = ON` or `OFF` through the C interface (outside a
+/// transaction, where the pragma takes effect too).
+fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, on)
+        .map(|_| ())
+        .map_err(|e| {
+            let what = if on { "on" } else { "off" };
+            Error::sqlite(format!("cannot turn foreign_keys {what}"), e)
+        })
 }
 
 fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {
@@ -895,13 +943,6 @@ fn rollback(conn: &Connection) {
             log::error!("rollback failed: {e}");
         }
     }
-}
-
-/// `PRAGMA data_version`: changes when another connection commits.
-fn data_version(conn: &Connection) -> Result<i64> {
-    conn.prepare_cached("PRAGMA data_version")
-        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-        .map_err(|e| Error::sqlite("cannot read PRAGMA data_version", e))
 }
 
 fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
@@ -1028,6 +1069,9 @@ fn integrity_check(
 struct TableWatch {
     /// The tables and their SQL before the run, for `Changed`.
     before: Option<BTreeMap<String, String>>,
+    /// The tables and their SQL as last read; read again only after a
+    /// statement that may have changed the schema.
+    schema: std::cell::RefCell<BTreeMap<String, String>>,
     seen: Arc<Mutex<Seen>>,
     /// Whether any table may have a foreign key: one did before the run,
     /// or a migration of the run says `REFERENCES`. Until then there is
@@ -1045,22 +1089,15 @@ struct Seen {
     /// Tables of this step that may have lost rows their children point
     /// to: deleted from, updated, dropped, altered.
     step_parents: BTreeSet<String>,
+    /// A statement since the last read of the schema may have changed it.
+    schema_changed: bool,
 }
 
 impl TableWatch {
     fn start(conn: &mut Connection, with_schema: bool) -> Result<Self> {
-        let before = if with_schema {
-            Some(tables(conn)?)
-        } else {
-            None
-        };
-        let with_keys: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND sql LIKE '%REFERENCES%'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
+        let schema = tables(conn)?;
+        let with_keys = schema.values().any(|sql| mentions_references(sql));
+        let before = with_schema.then(|| schema.clone());
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = Arc::clone(&seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -1077,14 +1114,19 @@ impl TableWatch {
                 | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, false),
                 _ => (None, false, false),
             };
-            if let (Some(table), Ok(mut seen)) = (table, sink.lock()) {
-                if !table.starts_with("sqlite_") && table != state::HISTORY_TABLE {
-                    seen.run.insert(table.to_owned());
-                    if child {
-                        seen.step_children.insert(table.to_owned());
-                    }
-                    if parent {
-                        seen.step_parents.insert(table.to_owned());
+            if let Ok(mut seen) = sink.lock() {
+                if may_change_schema(&ctx.action) {
+                    seen.schema_changed = true;
+                }
+                if let Some(table) = table {
+                    if !table.starts_with("sqlite_") && table != state::HISTORY_TABLE {
+                        seen.run.insert(table.to_owned());
+                        if child {
+                            seen.step_children.insert(table.to_owned());
+                        }
+                        if parent {
+                            seen.step_parents.insert(table.to_owned());
+                        }
                     }
                 }
             }
@@ -1093,15 +1135,16 @@ impl TableWatch {
         .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
         Ok(TableWatch {
             before,
+            schema: std::cell::RefCell::new(schema),
             seen,
-            foreign_keys_possible: std::cell::Cell::new(with_keys > 0),
+            foreign_keys_possible: std::cell::Cell::new(with_keys),
         })
     }
 
     /// Before each migration: forget the previous one's tables, and note
     /// whether this one may create a foreign key.
     fn start_migration(&self, m: &Migration) {
-        if !self.foreign_keys_possible.get() && contains_ignore_case(m.sql(), "references") {
+        if !self.foreign_keys_possible.get() && mentions_references(m.sql()) {
             self.foreign_keys_possible.set(true);
         }
         self.start_step();
@@ -1114,10 +1157,24 @@ impl TableWatch {
         }
     }
 
+    /// The tables and their SQL now: the last read, or a new one if a
+    /// statement since may have changed the schema.
+    fn current_schema(&self, conn: &Connection) -> Result<()> {
+        let changed = match self.seen.lock() {
+            Ok(mut seen) => std::mem::replace(&mut seen.schema_changed, false),
+            Err(_) => true,
+        };
+        if changed {
+            *self.schema.borrow_mut() = tables(conn)?;
+        }
+        Ok(())
+    }
+
     /// The tables whose foreign keys this step may have broken: those it
     /// wrote as a child, and the children of those it changed as a parent.
-    /// Only a table whose SQL says `REFERENCES` has foreign keys, so the
-    /// others are left out without asking SQLite about each.
+    /// Only a table whose SQL says `REFERENCES` has foreign keys, and only
+    /// one whose SQL names a parent can point to it, so the others are left
+    /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
         let (written, parents) = match self.seen.lock() {
             Ok(seen) => (seen.step_children.clone(), seen.step_parents.clone()),
@@ -1126,21 +1183,14 @@ impl TableWatch {
         if (written.is_empty() && parents.is_empty()) || !self.foreign_keys_possible.get() {
             return Ok(Vec::new());
         }
+        self.current_schema(conn)?;
         let context = "cannot read the database's foreign keys";
-        let with_keys: Vec<String> = conn
-            .prepare_cached(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%REFERENCES%'",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-            })
-            .map_err(|e| Error::sqlite(context, e))?;
+        let schema = self.schema.borrow();
         let mut scope = Vec::new();
-        for table in with_keys {
-            let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(&table))
-                || parents.iter().any(|p| p.eq_ignore_ascii_case(&table));
-            if !check && !parents.is_empty() {
+        for (table, sql) in schema.iter().filter(|(_, sql)| mentions_references(sql)) {
+            let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(table))
+                || parents.iter().any(|p| p.eq_ignore_ascii_case(table));
+            if !check && parents.iter().any(|p| may_name(sql, p)) {
                 let pragma = format!("PRAGMA foreign_key_list('{}')", table.replace('\'', "''"));
                 let referenced = conn
                     .prepare(&pragma)
@@ -1154,7 +1204,7 @@ impl TableWatch {
                     .any(|parent| parents.iter().any(|p| p.eq_ignore_ascii_case(parent)));
             }
             if check {
-                scope.push(table);
+                scope.push(table.clone());
             }
         }
         Ok(scope)
@@ -1165,10 +1215,11 @@ impl TableWatch {
     fn finish(self, conn: &mut Connection) -> Result<Option<Vec<String>>> {
         conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
             .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
-        let Some(before) = self.before else {
+        let Some(before) = &self.before else {
             return Ok(None);
         };
-        let after = tables(conn)?;
+        self.current_schema(conn)?;
+        let after = self.schema.borrow();
         let written = self
             .seen
             .lock()
@@ -1187,6 +1238,42 @@ impl TableWatch {
                 .collect(),
         ))
     }
+}
+
+/// Whether an action may change which tables exist or their SQL. Reading,
+/// and writing rows of ordinary tables, do not; anything else (DDL, writes
+/// to `sqlite_master`, actions this list does not know) is taken to.
+fn may_change_schema(action: &AuthAction<'_>) -> bool {
+    match action {
+        AuthAction::Read { .. }
+        | AuthAction::Select
+        | AuthAction::Function { .. }
+        | AuthAction::Transaction { .. }
+        | AuthAction::Savepoint { .. }
+        | AuthAction::Recursive
+        | AuthAction::Pragma { .. }
+        | AuthAction::Reindex { .. }
+        | AuthAction::CreateIndex { .. }
+        | AuthAction::DropIndex { .. }
+        | AuthAction::CreateTempIndex { .. }
+        | AuthAction::DropTempIndex { .. } => false,
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name } => table_name.starts_with("sqlite_"),
+        _ => true,
+    }
+}
+
+/// Whether a table's SQL may declare a foreign key.
+fn mentions_references(sql: &str) -> bool {
+    contains_ignore_case(sql, "references")
+}
+
+/// Whether a table's SQL may name `table` (as the parent of a foreign key).
+/// A name with a quote or bracket in it is written escaped, so for such a
+/// name the answer is yes.
+fn may_name(sql: &str, table: &str) -> bool {
+    table.contains(['"', '\'', '`', ']']) || contains_ignore_case(sql, table)
 }
 
 fn tables(conn: &Connection) -> Result<BTreeMap<String, String>> {

@@ -122,43 +122,90 @@ pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
     state
 }
 
-/// The start-up check: `Some(target)` when the database is at `target` and
-/// [`newest_verified`] vouches for it.
-pub(crate) fn up_to_date(
-    conn: &Connection,
-    migrations: &Migrations,
-    target: u32,
-) -> Result<Option<u32>> {
-    Ok(newest_verified(conn, migrations)?.filter(|v| *v == target))
+/// What the start-up read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quick {
+    /// At this version, which is the target: nothing to do.
+    UpToDate(u32),
+    /// At this version, below the target, with a complete history (rows 1
+    /// to it), as of this `PRAGMA data_version`.
+    Pending { version: u32, data_version: i64 },
+    /// The full read and verification must decide (no history table yet,
+    /// a version above the target, or anything that does not match).
+    Unknown,
 }
 
-/// One statement, constant time whatever the number of migrations:
+/// The start-up check, in one read transaction of cached statements:
 /// `user_version` and the newest history row, whose chain covers every
-/// checksum before it. `Some(version)` when that row is applied, agrees with
-/// `user_version` and its chain matches this program's; `None` when the
-/// full read and verification must decide (also when there is no history
-/// table yet).
+/// checksum before it. Constant time whatever the number of migrations
+/// when the database is up to date; when it is not, also the number of
+/// history rows and `PRAGMA data_version`, so that the first write
+/// transaction need not read the history again if no other connection
+/// committed in between.
 ///
 /// # Errors
 ///
 /// Only a lock held past the busy timeout; any other failure (no history
 /// table, a file that is not a database...) is left to the full read.
-pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Result<Option<u32>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT (SELECT user_version FROM pragma_user_version), version, chain, state \
-             FROM _migrate_history ORDER BY version DESC LIMIT 1",
+pub(crate) fn quick_check(
+    conn: &Connection,
+    migrations: &Migrations,
+    target: u32,
+) -> Result<Quick> {
+    run_cached(conn, "BEGIN").map_err(|e| Error::sqlite("cannot start a read transaction", e))?;
+    let found = (|| {
+        Ok(match newest_verified(conn, migrations, false)? {
+            Some(version) if version == target => Quick::UpToDate(version),
+            Some(version) if version < target && complete(conn, version)? => Quick::Pending {
+                version,
+                data_version: data_version(conn)?,
+            },
+            _ => Quick::Unknown,
+        })
+    })();
+    if !conn.is_autocommit() {
+        // Ending a read transaction cannot lose anything; report its error
+        // only if the reads succeeded.
+        let end = run_cached(conn, "COMMIT");
+        if let (Ok(_), Err(e)) = (&found, end) {
+            return Err(Error::sqlite("cannot end the read transaction", e));
+        }
+    }
+    found
+}
+
+/// `user_version` and the newest history row: `Some(version)` when that
+/// row is applied, agrees with `user_version` and its chain matches this
+/// program's, and (with `complete`) the history has a row for every version
+/// up to it; `None` when the full read and verification must decide. Call
+/// inside a transaction, so that both reads see the same state.
+///
+/// # Errors
+///
+/// As [`quick_check`].
+pub(crate) fn newest_verified(
+    conn: &Connection,
+    migrations: &Migrations,
+    with_count: bool,
+) -> Result<Option<u32>> {
+    let user_version = conn
+        .prepare_cached("PRAGMA user_version")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+    let row = user_version.and_then(|user_version| {
+        conn.prepare_cached(
+            "SELECT version, chain, state FROM _migrate_history ORDER BY version DESC LIMIT 1",
         )
         .and_then(|mut stmt| {
             stmt.query_row([], |r| {
                 Ok((
+                    user_version,
                     r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
                 ))
             })
-        });
+        })
+    });
     let (user_version, version, chain, state) = match row {
         Ok(row) => row,
         Err(e) if crate::error::is_busy(&e) => {
@@ -173,7 +220,40 @@ pub(crate) fn newest_verified(conn: &Connection, migrations: &Migrations) -> Res
     let fresh = user_version == i64::from(version)
         && state == STATE_APPLIED
         && migrate_rules::parse_hex(&chain).as_ref() == Some(m.chain().as_bytes());
-    Ok(fresh.then_some(version))
+    if !fresh || (with_count && !complete(conn, version)?) {
+        return Ok(None);
+    }
+    Ok(Some(version))
+}
+
+/// Whether the history has a row for every version up to `newest`:
+/// versions are distinct integers from 1 (the table's key and CHECK), so
+/// as many rows as the newest version means all of them.
+fn complete(conn: &Connection, newest: u32) -> Result<bool> {
+    let rows = conn
+        .prepare_cached("SELECT count(*) FROM _migrate_history")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+    match rows {
+        Ok(rows) => Ok(rows == i64::from(newest)),
+        Err(e) if crate::error::is_busy(&e) => {
+            Err(Error::sqlite("cannot read the migration history", e))
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+/// `PRAGMA data_version`: changes when another connection commits.
+pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(|e| Error::sqlite("cannot read PRAGMA data_version", e))
+}
+
+/// A statement without results, through the statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
 }
 
 /// Section 6 of the design: every row of its table is one check here.

@@ -1,6 +1,8 @@
 //! Races between OS processes: eight processes migrate one fresh database
 //! file at the same moment; a migration waits for another process's write
-//! lock only up to the lock timeout; an up-to-date database never waits.
+//! lock only up to the lock timeout; an up-to-date database never waits;
+//! another connection that migrates between a run's first read and its
+//! write lock is noticed.
 //!
 //! Environment: `MIGRATE_FULL=1` runs more rounds of each race (default 2
 //! rounds per journal mode, 10 at full size).
@@ -290,4 +292,83 @@ fn an_up_to_date_database_never_waits_for_a_writer() {
         assert!(t0.elapsed() < Duration::from_secs(2));
         holder.wait();
     }
+}
+
+/// A logger that, on the thread that armed it, runs a closure when a
+/// message starting with a given text is logged: the way to make another
+/// connection commit at an exact point of a run.
+struct Interleave;
+
+type Hook = (&'static str, Box<dyn FnOnce()>);
+
+thread_local! {
+    static HOOK: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+}
+
+impl log::Log for Interleave {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let message = record.args().to_string();
+        let hook = HOOK.with(|hook| {
+            let mut hook = hook.borrow_mut();
+            match hook.as_ref() {
+                Some((prefix, _)) if message.starts_with(prefix) => hook.take(),
+                _ => None,
+            }
+        });
+        if let Some((_, run)) = hook {
+            run();
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: Interleave = Interleave;
+
+#[test]
+fn a_migration_committed_by_another_connection_after_the_first_read_is_not_run_again() {
+    log::set_logger(&LOGGER).unwrap();
+    log::set_max_level(log::LevelFilter::Debug);
+    for wal in [false, true] {
+        let (_tmp, migrations, db) = database_at_version_1(wal);
+        let mut conn = open(&db);
+        // Between this run's start-up read (version 1 verified, 2 pending)
+        // and its write lock, another connection applies version 2.
+        let (other_db, other_migrations) = (
+            db.clone(),
+            Migrations::from_dir(migrations_dir_of(&db)).unwrap(),
+        );
+        HOOK.with(|hook| {
+            *hook.borrow_mut() = Some((
+                "database at version 1 verified",
+                Box::new(move || {
+                    let mut other = open(&other_db);
+                    let report = other_migrations.migrate(&mut other).unwrap();
+                    assert_eq!(report.applied().len(), 1);
+                }),
+            ));
+        });
+        let report = migrations.migrate(&mut conn).unwrap();
+        let hook_ran = HOOK.with(|hook| hook.borrow().is_none());
+        assert!(hook_ran, "the run did not take the verified-pending path");
+        assert_eq!(report.from_version(), 1, "wal={wal}");
+        assert_eq!(report.version(), 2, "wal={wal}");
+        assert!(
+            report.applied().is_empty(),
+            "wal={wal}: the run applied {:?}, which the other connection had applied",
+            report.applied()
+        );
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM _migrate_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2, "wal={wal}");
+        migrations.verify(&conn).unwrap();
+        assert_eq!(integrity(&conn), "ok");
+    }
+}
+
+fn migrations_dir_of(db: &std::path::Path) -> std::path::PathBuf {
+    db.parent().unwrap().join("migrations")
 }
