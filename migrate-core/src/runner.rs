@@ -1069,14 +1069,15 @@ fn integrity_check(
 struct TableWatch {
     /// The tables and their SQL before the run, for `Changed`.
     before: Option<BTreeMap<String, String>>,
-    /// The tables and their SQL as last read; read again only after a
-    /// statement that may have changed the schema.
-    schema: std::cell::RefCell<BTreeMap<String, String>>,
+    /// The tables and their SQL as last read (not yet: `None`); read again
+    /// only after a statement that may have changed the schema.
+    schema: std::cell::RefCell<Option<BTreeMap<String, String>>>,
     seen: Arc<Mutex<Seen>>,
-    /// Whether any table may have a foreign key: one did before the run,
-    /// or a migration of the run says `REFERENCES`. Until then there is
-    /// nothing for `foreign_key_check` to find.
-    foreign_keys_possible: std::cell::Cell<bool>,
+    /// Whether any table may have a foreign key: one did when the schema
+    /// was read, or a migration of the run since says `REFERENCES` (no
+    /// other statement creates one). While not, there is nothing for
+    /// `foreign_key_check` to find. `None` until the schema is read.
+    foreign_keys_possible: std::cell::Cell<Option<bool>>,
 }
 
 #[derive(Default)]
@@ -1095,9 +1096,16 @@ struct Seen {
 
 impl TableWatch {
     fn start(conn: &mut Connection, with_schema: bool) -> Result<Self> {
-        let schema = tables(conn)?;
-        let with_keys = schema.values().any(|sql| mentions_references(sql));
-        let before = with_schema.then(|| schema.clone());
+        // The schema before the run is needed for `Changed`; for the
+        // foreign-key check alone it is read when a migration wrote a table.
+        let before = if with_schema {
+            Some(tables(conn)?)
+        } else {
+            None
+        };
+        let with_keys = before
+            .as_ref()
+            .map(|schema| schema.values().any(|sql| mentions_references(sql)));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = Arc::clone(&seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -1134,8 +1142,8 @@ impl TableWatch {
         }))
         .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
         Ok(TableWatch {
+            schema: std::cell::RefCell::new(before.clone()),
             before,
-            schema: std::cell::RefCell::new(schema),
             seen,
             foreign_keys_possible: std::cell::Cell::new(with_keys),
         })
@@ -1144,8 +1152,8 @@ impl TableWatch {
     /// Before each migration: forget the previous one's tables, and note
     /// whether this one may create a foreign key.
     fn start_migration(&self, m: &Migration) {
-        if !self.foreign_keys_possible.get() && mentions_references(m.sql()) {
-            self.foreign_keys_possible.set(true);
+        if mentions_references(m.sql()) {
+            self.foreign_keys_possible.set(Some(true));
         }
         self.start_step();
     }
@@ -1164,8 +1172,14 @@ impl TableWatch {
             Ok(mut seen) => std::mem::replace(&mut seen.schema_changed, false),
             Err(_) => true,
         };
-        if changed {
-            *self.schema.borrow_mut() = tables(conn)?;
+        if changed || self.schema.borrow().is_none() {
+            let schema = tables(conn)?;
+            if schema.values().any(|sql| mentions_references(sql)) {
+                self.foreign_keys_possible.set(Some(true));
+            } else if self.foreign_keys_possible.get().is_none() {
+                self.foreign_keys_possible.set(Some(false));
+            }
+            *self.schema.borrow_mut() = Some(schema);
         }
         Ok(())
     }
@@ -1180,14 +1194,20 @@ impl TableWatch {
             Ok(seen) => (seen.step_children.clone(), seen.step_parents.clone()),
             Err(_) => return Ok(Vec::new()),
         };
-        if (written.is_empty() && parents.is_empty()) || !self.foreign_keys_possible.get() {
+        if (written.is_empty() && parents.is_empty())
+            || self.foreign_keys_possible.get() == Some(false)
+        {
             return Ok(Vec::new());
         }
         self.current_schema(conn)?;
         let context = "cannot read the database's foreign keys";
         let schema = self.schema.borrow();
         let mut scope = Vec::new();
-        for (table, sql) in schema.iter().filter(|(_, sql)| mentions_references(sql)) {
+        let with_keys = schema
+            .iter()
+            .flatten()
+            .filter(|(_, sql)| mentions_references(sql));
+        for (table, sql) in with_keys {
             let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(table))
                 || parents.iter().any(|p| p.eq_ignore_ascii_case(table));
             if !check && parents.iter().any(|p| may_name(sql, p)) {
@@ -1220,6 +1240,7 @@ impl TableWatch {
         };
         self.current_schema(conn)?;
         let after = self.schema.borrow();
+        let after = after.iter().flatten();
         let written = self
             .seen
             .lock()
@@ -1227,7 +1248,6 @@ impl TableWatch {
             .unwrap_or_default();
         Ok(Some(
             after
-                .iter()
                 .filter(|(name, sql)| {
                     !name.starts_with("sqlite_")
                         && name.as_str() != state::HISTORY_TABLE
