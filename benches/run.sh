@@ -8,7 +8,8 @@
 #   benches/run.sh --smoke    tiny sizes, for CI (well under a minute once built)
 #
 # Other options go to the driver: --rounds N, --check-sizes 10,200,2000,
-# --rows N, --child N, --fresh-n N, --cost-rows N, --only check,fresh,...
+# --rows N, --child N, --fresh-n N, --big-rounds N, --addcol-rounds N,
+# --cost-rows N, --only check,fresh,...
 # (see benches/ours/src/drive.rs). Build output and the work files go to
 # benches/target (or $BENCH_TARGET_DIR).
 set -euo pipefail

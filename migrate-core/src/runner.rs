@@ -1122,19 +1122,21 @@ impl TableWatch {
                 | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, false),
                 _ => (None, false, false),
             };
+            let schema = may_change_schema(&ctx.action);
+            let table = table.filter(|t| !t.starts_with("sqlite_") && *t != state::HISTORY_TABLE);
+            // Most actions (every column read) record nothing: no lock.
+            if !schema && table.is_none() {
+                return Authorization::Allow;
+            }
             if let Ok(mut seen) = sink.lock() {
-                if may_change_schema(&ctx.action) {
-                    seen.schema_changed = true;
-                }
+                seen.schema_changed |= schema;
                 if let Some(table) = table {
-                    if !table.starts_with("sqlite_") && table != state::HISTORY_TABLE {
-                        seen.run.insert(table.to_owned());
-                        if child {
-                            seen.step_children.insert(table.to_owned());
-                        }
-                        if parent {
-                            seen.step_parents.insert(table.to_owned());
-                        }
+                    note_table(&mut seen.run, table);
+                    if child {
+                        note_table(&mut seen.step_children, table);
+                    }
+                    if parent {
+                        note_table(&mut seen.step_parents, table);
                     }
                 }
             }
@@ -1257,6 +1259,13 @@ impl TableWatch {
                 .map(|(name, _)| name.clone())
                 .collect(),
         ))
+    }
+}
+
+/// Adds a table name to a set, allocating only when it is new.
+fn note_table(set: &mut BTreeSet<String>, table: &str) {
+    if !set.contains(table) {
+        set.insert(table.to_owned());
     }
 }
 
