@@ -303,9 +303,9 @@ impl<'m> Migrator<'m> {
         // When it vouches for an older version it also spares the full
         // read, and the first write transaction's re-read when no other
         // connection committed since.
-        let (current, needs_adoption, new_database, known) =
+        let (current, needs_adoption, new_database, known, references) =
             match state::quick_check(conn, self.migrations, target)? {
-                Quick::UpToDate(version) => (version, false, false, None),
+                Quick::UpToDate(version) => (version, false, false, None, None),
                 Quick::Pending {
                     version,
                     data_version,
@@ -313,7 +313,7 @@ impl<'m> Migrator<'m> {
                     log::debug!(
                         "database at version {version} verified; migrating to version {target}"
                     );
-                    (version, false, false, Some((data_version, version)))
+                    (version, false, false, Some((data_version, version)), None)
                 }
                 Quick::Unknown => {
                     // The full read and verification, in one read transaction.
@@ -324,6 +324,7 @@ impl<'m> Migrator<'m> {
                         verified.needs_adoption,
                         state.history.is_none() && state.user_version == 0,
                         None,
+                        Some(state.references),
                     )
                 }
             };
@@ -384,6 +385,7 @@ impl<'m> Migrator<'m> {
                     from: current,
                     new_database,
                     known,
+                    references,
                 },
                 target,
                 foreign_keys,
@@ -430,6 +432,7 @@ impl<'m> Migrator<'m> {
             from,
             new_database,
             known,
+            references,
         } = start;
         check_whole_pages(conn)?;
         if new_database {
@@ -440,11 +443,17 @@ impl<'m> Migrator<'m> {
         // SQLite's authorizer tells which tables each migration writes: the
         // foreign-key check before each commit looks at those (and at the
         // children of the parents it changed), and `Changed` checks them.
-        let watch = if foreign_keys || self.integrity == IntegrityCheck::Changed {
-            Some(TableWatch::start(
-                conn,
-                self.integrity == IntegrityCheck::Changed,
-            )?)
+        // Only a table whose SQL says `REFERENCES` has a foreign key, and
+        // only a statement that says it makes one: when neither the schema
+        // (if the full read looked) nor a pending file does, there is no
+        // foreign key to check and nothing to watch for it.
+        let mentioned = (from.saturating_add(1)..=target)
+            .filter_map(|v| self.migrations.get(v))
+            .any(|m| mentions_references(m.sql()));
+        let keys_possible = references.map(|r| r || mentioned);
+        let changed = self.integrity == IntegrityCheck::Changed;
+        let watch = if changed || (foreign_keys && keys_possible != Some(false)) {
+            Some(TableWatch::start(conn, changed, keys_possible)?)
         } else {
             None
         };
@@ -630,12 +639,8 @@ impl<'m> Migrator<'m> {
             }
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
-            if foreign_keys {
-                let scope = match watch {
-                    Some(watch) => Some(watch.step_scope(conn)?),
-                    None => None,
-                };
-                foreign_key_check(conn, m, scope.as_deref())?;
+            if let Some(watch) = watch.filter(|_| foreign_keys) {
+                foreign_key_check(conn, m, &watch.step_scope(conn)?)?;
             }
             let duration = t0.elapsed();
             done.push((m, duration));
@@ -893,6 +898,8 @@ struct Start {
     /// `PRAGMA data_version` and the version, when the start-up read
     /// verified the history (see `Migrator::apply_all`).
     known: Option<(i64, u32)>,
+    /// Whether any table's SQL says `REFERENCES`, when the full read looked.
+    references: Option<bool>,
 }
 
 enum Step<'m> {
@@ -976,23 +983,20 @@ fn set_user_version(conn: &Connection, version: u32) -> Result<()> {
         .map_err(|e| Error::sqlite(format!("cannot set user_version to {version}"), e))
 }
 
-/// `PRAGMA foreign_key_check`, on the whole database or on the tables of
-/// `scope` (a table that no longer exists is skipped).
-fn foreign_key_check(conn: &Connection, m: &Migration, scope: Option<&[String]>) -> Result<()> {
-    let pragmas: Vec<String> = match scope {
-        None => vec!["PRAGMA foreign_key_check".to_owned()],
-        Some(tables) => tables
-            .iter()
-            .map(|t| format!("PRAGMA foreign_key_check('{}')", t.replace('\'', "''")))
-            .collect(),
-    };
+/// `PRAGMA foreign_key_check` on the tables of `scope` (a table that no
+/// longer exists is skipped).
+fn foreign_key_check(conn: &Connection, m: &Migration, scope: &[String]) -> Result<()> {
+    let pragmas: Vec<String> = scope
+        .iter()
+        .map(|t| format!("PRAGMA foreign_key_check('{}')", t.replace('\'', "''")))
+        .collect();
     let context = "cannot run PRAGMA foreign_key_check";
     let mut violations = Vec::new();
     let mut more = 0usize;
     for pragma in &pragmas {
         let mut stmt = match conn.prepare(pragma) {
             Ok(stmt) => stmt,
-            Err(e) if scope.is_some() && e.to_string().contains("no such table") => continue,
+            Err(e) if e.to_string().contains("no such table") => continue,
             Err(e) => return Err(Error::sqlite(context, e)),
         };
         let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
@@ -1095,7 +1099,13 @@ struct Seen {
 }
 
 impl TableWatch {
-    fn start(conn: &mut Connection, with_schema: bool) -> Result<Self> {
+    /// `keys_possible`: whether a table may have a foreign key during the
+    /// run, if known.
+    fn start(
+        conn: &mut Connection,
+        with_schema: bool,
+        keys_possible: Option<bool>,
+    ) -> Result<Self> {
         // The schema before the run is needed for `Changed`; for the
         // foreign-key check alone it is read when a migration wrote a table.
         let before = if with_schema {
@@ -1105,7 +1115,8 @@ impl TableWatch {
         };
         let with_keys = before
             .as_ref()
-            .map(|schema| schema.values().any(|sql| mentions_references(sql)));
+            .map(|schema| schema.values().any(|sql| mentions_references(sql)))
+            .or(keys_possible);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = Arc::clone(&seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {

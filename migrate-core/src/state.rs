@@ -1,7 +1,7 @@
 //! What the database says about its migrations, and the verification of it
 //! against the migrations this program has (DESIGN section 6).
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::migration::Migrations;
@@ -45,6 +45,9 @@ pub struct HistoryRow {
 pub(crate) struct DbState {
     pub user_version: i64,
     pub history: Option<Vec<HistoryRow>>,
+    /// Whether the SQL of any table says `REFERENCES`: only such a table
+    /// can have a foreign key.
+    pub references: bool,
 }
 
 /// The verified state.
@@ -60,19 +63,20 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
     let user_version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
-    let has_history = conn
+    let (has_history, references): (bool, bool) = conn
         .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
+             EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND sql LIKE '%REFERENCES%')",
             [HISTORY_TABLE],
-            |_| Ok(()),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()
-        .map_err(|e| Error::sqlite("cannot read the database's schema", e))?
-        .is_some();
+        .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
     if !has_history {
         return Ok(DbState {
             user_version,
             history: None,
+            references,
         });
     }
     let context = "cannot read the migration history table `_migrate_history`";
@@ -99,6 +103,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
     Ok(DbState {
         user_version,
         history: Some(rows),
+        references,
     })
 }
 
@@ -396,6 +401,7 @@ mod tests {
             &DbState {
                 user_version,
                 history,
+                references: false,
             },
             &Migrations::__embedded(&LIST),
         )

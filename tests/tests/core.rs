@@ -1234,6 +1234,44 @@ fn foreign_key_check_covers_children_of_changed_parents() {
 }
 
 #[test]
+fn foreign_key_check_covers_tables_that_existed_before_the_first_run() {
+    // The first run reads the whole state (no history yet): tables made by
+    // hand, or by the user_version-only scheme, with foreign keys are
+    // watched though no pending file says REFERENCES.
+    let purge = "DELETE FROM users WHERE id > 1;";
+    let existing = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id));
+         INSERT INTO users VALUES (1, 'a@example.com'), (2, 'b@example.com');
+         INSERT INTO posts (user_id) VALUES (1), (2);";
+    // Never migrated.
+    let (_d, m) = load(&[("001_purge.sql", purge)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(existing).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(&err, Error::ForeignKeyViolation { version: 1, violations, .. }
+            if violations == &["posts row 2 has no parent in users"]),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(&conn), before);
+
+    // Adopted at user_version 1, version 2 pending.
+    let (_d, m) = load(&[("001_schema.sql", existing), ("002_purge.sql", purge)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(existing).unwrap();
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(err, Error::ForeignKeyViolation { version: 2, .. }),
+        "{err:?}"
+    );
+    // The adoption and migration 2 were one transaction: nothing stays.
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
 fn foreign_key_check_does_not_blame_a_migration_for_untouched_tables() {
     // Orphan rows that were there before, in a table the migration does not
     // touch, are not the migration's doing: it applies.
