@@ -724,8 +724,8 @@ impl<'m> Migrator<'m> {
         let marked = conn
             .execute(
                 "UPDATE _migrate_history SET state = 'applied', duration_us = ?2, \
-                 applied_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE version = ?1",
-                rusqlite::params![m.version(), duration_us(duration)],
+                 applied_at = ?3 WHERE version = ?1",
+                rusqlite::params![m.version(), duration_us(duration), now_utc()],
             )
             .map_err(|e| Error::sqlite(format!("cannot mark migration {} applied", m.version()), e))
             .and_then(|_| set_user_version(conn, m.version()));
@@ -957,13 +957,14 @@ fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Re
     let chain = m.chain();
     conn.prepare_cached(
         "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, chain, state) \
-         VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
             m.version(),
             m.name(),
             checksum.to_string(),
+            now_utc(),
             duration_us,
             chain.to_string(),
             state
@@ -976,6 +977,13 @@ fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Re
         )
     })?;
     Ok(())
+}
+
+/// The time now, UTC, as `applied_at` records it: ISO 8601 with
+/// milliseconds (`2026-01-31T12:00:00.000Z`, as SQLite's
+/// `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` writes it, without a statement).
+fn now_utc() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 fn set_user_version(conn: &Connection, version: u32) -> Result<()> {

@@ -87,9 +87,23 @@ fn applies_in_order_records_history_and_reports() {
         .unwrap();
     assert_eq!(checksum, m.get(1).unwrap().checksum().to_string());
     assert_eq!(checksum.len(), 64);
-    assert!(
-        applied_at.ends_with('Z') && applied_at.contains('T'),
+    // UTC, ISO 8601 with milliseconds, as SQLite's date functions read it,
+    // and now (within a minute, by SQLite's clock).
+    assert_eq!(
+        applied_at.len(),
+        "2026-01-31T12:00:00.000Z".len(),
         "{applied_at}"
+    );
+    let age_seconds: f64 = conn
+        .query_row(
+            "SELECT (julianday('now') - julianday(?1)) * 86400.0",
+            [&applied_at],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        applied_at.ends_with('Z') && (0.0..60.0).contains(&age_seconds),
+        "{applied_at} is {age_seconds} s old"
     );
 
     // Second run: nothing to do.
