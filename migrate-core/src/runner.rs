@@ -600,9 +600,11 @@ impl<'m> Migrator<'m> {
                 watch.start_migration(m);
             }
             if m.no_transaction() {
-                for (m, duration) in done.drain(..) {
-                    record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
-                }
+                record_all(
+                    conn,
+                    done.iter().map(|&(m, d)| (m, duration_us(d))),
+                    state::STATE_APPLIED,
+                )?;
                 record(conn, m, 0, state::STATE_STARTED)?;
                 return Ok((Step::NoTransaction(m), seen));
             }
@@ -646,9 +648,11 @@ impl<'m> Migrator<'m> {
             done.push((m, duration));
             note_applied(applied, m, duration);
         }
-        for (m, duration) in done {
-            record(conn, m, duration_us(duration), state::STATE_APPLIED)?;
-        }
+        record_all(
+            conn,
+            done.iter().map(|&(m, d)| (m, duration_us(d))),
+            state::STATE_APPLIED,
+        )?;
         let Some(&last) = batch.last() else {
             return Ok((Step::Done(current), seen));
         };
@@ -662,11 +666,11 @@ impl<'m> Migrator<'m> {
     }
 
     fn adopt(&self, conn: &Connection, version: u32) -> Result<()> {
-        for v in 1..=version {
-            if let Some(m) = self.migrations.get(v) {
-                record(conn, m, 0, state::STATE_APPLIED)?;
-            }
-        }
+        record_all(
+            conn,
+            (1..=version).filter_map(|v| self.migrations.get(v).map(|m| (m, 0))),
+            state::STATE_APPLIED,
+        )?;
         log::info!(
             "adopted a database at user_version {version} without a history table: recorded \
              versions 1 to {version} as applied with the current checksums"
@@ -953,29 +957,46 @@ fn rollback(conn: &Connection) {
 }
 
 fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
-    let checksum = m.checksum();
-    let chain = m.chain();
-    conn.prepare_cached(
-        "INSERT INTO _migrate_history (version, name, checksum, applied_at, duration_us, chain, state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut stmt| {
+    record_all(conn, [(m, duration_us)], state)
+}
+
+/// History rows for these migrations (with how long each took, in
+/// microseconds), through one prepared statement.
+fn record_all<'a>(
+    conn: &Connection,
+    rows: impl IntoIterator<Item = (&'a Migration, i64)>,
+    state: &str,
+) -> Result<()> {
+    let mut stmt = None;
+    for (m, duration_us) in rows {
+        let context = || {
+            format!(
+                "cannot record migration {} in `_migrate_history`",
+                m.version()
+            )
+        };
+        let stmt = match &mut stmt {
+            Some(stmt) => stmt,
+            None => stmt.insert(
+                conn.prepare_cached(
+                    "INSERT INTO _migrate_history \
+                     (version, name, checksum, applied_at, duration_us, chain, state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| Error::sqlite(context(), e))?,
+            ),
+        };
         stmt.execute(rusqlite::params![
             m.version(),
             m.name(),
-            checksum.to_string(),
+            m.checksum().to_string(),
             now_utc(),
             duration_us,
-            chain.to_string(),
+            m.chain().to_string(),
             state
         ])
-    })
-    .map_err(|e| {
-        Error::sqlite(
-            format!("cannot record migration {} in `_migrate_history`", m.version()),
-            e,
-        )
-    })?;
+        .map_err(|e| Error::sqlite(context(), e))?;
+    }
     Ok(())
 }
 
@@ -1173,7 +1194,7 @@ impl TableWatch {
     /// Before each migration: forget the previous one's tables, and note
     /// whether this one may create a foreign key.
     fn start_migration(&self, m: &Migration) {
-        if mentions_references(m.sql()) {
+        if self.foreign_keys_possible.get() != Some(true) && mentions_references(m.sql()) {
             self.foreign_keys_possible.set(Some(true));
         }
         self.start_step();
@@ -1443,17 +1464,16 @@ fn advance(sql: &str, cursor: usize, start: usize, text: &str) -> Option<usize> 
 }
 
 fn is_transaction_control(sql: &str, start: usize) -> bool {
-    let words = migrate_rules::first_keywords(sql, start, 3);
-    let word = |i: usize| words.get(i).map(String::as_str);
-    match word(0) {
-        Some("BEGIN" | "COMMIT" | "END") => true,
-        // ROLLBACK TO <savepoint> and ROLLBACK TRANSACTION TO <savepoint>
-        // stay inside the transaction.
-        Some("ROLLBACK") => {
-            !(word(1) == Some("TO") || (word(1) == Some("TRANSACTION") && word(2) == Some("TO")))
-        }
-        _ => false,
+    let mut words = migrate_rules::keywords(sql, start);
+    let [first, second, third] = [words.next(), words.next(), words.next()];
+    let is =
+        |word: Option<&str>, keyword: &str| word.is_some_and(|w| w.eq_ignore_ascii_case(keyword));
+    if is(first, "BEGIN") || is(first, "COMMIT") || is(first, "END") {
+        return true;
     }
+    // ROLLBACK TO <savepoint> and ROLLBACK TRANSACTION TO <savepoint> stay
+    // inside the transaction.
+    is(first, "ROLLBACK") && !(is(second, "TO") || (is(second, "TRANSACTION") && is(third, "TO")))
 }
 
 fn sqlite_message(e: &rusqlite::Error) -> String {

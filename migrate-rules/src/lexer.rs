@@ -30,25 +30,22 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .count()
 }
 
-/// The first `n` keywords (runs of ASCII letters) of the statement starting
-/// at `from`, upper-cased, skipping comments between them. Used to recognize
-/// transaction-control statements in a statement SQLite has delimited.
-pub fn first_keywords(sql: &str, from: usize, n: usize) -> Vec<String> {
+/// The keywords (runs of ASCII letters) of the statement starting at
+/// `from`, as written, skipping comments between them; it ends at the first
+/// thing that is not a keyword. Used to recognize transaction-control
+/// statements in a statement SQLite has delimited (compare with
+/// `eq_ignore_ascii_case`).
+pub fn keywords(sql: &str, from: usize) -> impl Iterator<Item = &str> {
     let bytes = sql.as_bytes();
-    let mut out = Vec::with_capacity(n);
     let mut i = from;
-    while out.len() < n {
+    std::iter::from_fn(move || {
         i = skip_trivia(sql, i);
         let start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-        if i == start {
-            break;
-        }
-        out.push(sql[start..i].to_ascii_uppercase());
-    }
-    out
+        (i > start).then(|| &sql[start..i])
+    })
 }
 
 fn end_of_line(bytes: &[u8], from: usize) -> usize {
