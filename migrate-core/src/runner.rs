@@ -446,7 +446,10 @@ impl<'m> Migrator<'m> {
         // Only a table whose SQL says `REFERENCES` has a foreign key, and
         // only a statement that says it makes one: when neither the schema
         // (if the full read looked) nor a pending file does, there is no
-        // foreign key to check and nothing to watch for it.
+        // foreign key to check and nothing to watch for it. (Another
+        // migrator that commits before our write lock applies these same
+        // files, or newer ones, which the re-check inside the write
+        // transaction refuses.)
         let mentioned = (from.saturating_add(1)..=target)
             .filter_map(|v| self.migrations.get(v))
             .any(|m| mentions_references(m.sql()));
@@ -545,12 +548,12 @@ impl<'m> Migrator<'m> {
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<(Step<'m>, i64)> {
-        // Another process may have migrated since the fast path: read again
+        // Another process may have migrated since the last read: read again
         // inside the write transaction, unless nobody else committed since
-        // our own last commit. The whole history was verified before the
-        // first write transaction; here the newest row's chain suffices when
-        // it matches, so each step costs the same however many migrations
-        // there are.
+        // that read or our own last commit. The newest row's chain and the
+        // number of rows suffice when they match (so each step costs the same
+        // however many migrations there are); otherwise the full read and
+        // verification decide.
         let seen = state::data_version(conn)?;
         let unchanged = match known {
             Some((before, version)) if before == seen => Some(version),
