@@ -41,7 +41,9 @@ pub enum IntegrityCheck {
     /// that the applied migrations created, rebuilt, altered or wrote rows
     /// to, as SQLite's authorizer reports them and a comparison of the
     /// schema before and after shows. The cost follows what the migrations
-    /// touched, not the size of the database. The run installs its own
+    /// touched, not the size of the database. When they touched every
+    /// table (a new database), one `PRAGMA integrity_check` runs instead:
+    /// cheaper than one per table, and it covers more. The run installs its own
     /// authorizer on the connection and removes it at the end (a connection
     /// can have one: do not combine with an authorizer of your own).
     Changed,
@@ -303,9 +305,9 @@ impl<'m> Migrator<'m> {
         // When it vouches for an older version it also spares the full
         // read, and the first write transaction's re-read when no other
         // connection committed since.
-        let (current, needs_adoption, new_database, known, references) =
+        let (current, needs_adoption, new_database, known, references, empty) =
             match state::quick_check(conn, self.migrations, target)? {
-                Quick::UpToDate(version) => (version, false, false, None, None),
+                Quick::UpToDate(version) => (version, false, false, None, None, false),
                 Quick::Pending {
                     version,
                     data_version,
@@ -313,7 +315,14 @@ impl<'m> Migrator<'m> {
                     log::debug!(
                         "database at version {version} verified; migrating to version {target}"
                     );
-                    (version, false, false, Some((data_version, version)), None)
+                    (
+                        version,
+                        false,
+                        false,
+                        Some((data_version, version)),
+                        None,
+                        false,
+                    )
                 }
                 Quick::Unknown => {
                     // The full read and verification, in one read transaction.
@@ -325,6 +334,7 @@ impl<'m> Migrator<'m> {
                         state.history.is_none() && state.user_version == 0,
                         None,
                         Some(state.references),
+                        !state.has_tables,
                     )
                 }
             };
@@ -386,6 +396,7 @@ impl<'m> Migrator<'m> {
                     new_database,
                     known,
                     references,
+                    empty,
                 },
                 target,
                 foreign_keys,
@@ -433,6 +444,7 @@ impl<'m> Migrator<'m> {
             new_database,
             known,
             references,
+            empty,
         } = start;
         check_whole_pages(conn)?;
         if new_database {
@@ -454,7 +466,9 @@ impl<'m> Migrator<'m> {
             .filter_map(|v| self.migrations.get(v))
             .any(|m| mentions_references(m.sql()));
         let keys_possible = references.map(|r| r || mentioned);
-        let changed = self.integrity == IntegrityCheck::Changed;
+        // `Changed` on a database without tables: every table there will be
+        // is the run's, and one whole check covers them (see `finish`).
+        let changed = self.integrity == IntegrityCheck::Changed && !empty;
         let watch = if changed || (foreign_keys && keys_possible != Some(false)) {
             Some(TableWatch::start(conn, changed, keys_possible)?)
         } else {
@@ -907,6 +921,8 @@ struct Start {
     known: Option<(i64, u32)>,
     /// Whether any table's SQL says `REFERENCES`, when the full read looked.
     references: Option<bool>,
+    /// The full read found no table (other than SQLite's own).
+    empty: bool,
 }
 
 enum Step<'m> {
@@ -1276,7 +1292,8 @@ impl TableWatch {
     }
 
     /// Removes the authorizer; for `Changed`, returns the touched tables
-    /// that exist now.
+    /// that exist now, or `None` when that is every table (one whole
+    /// check then costs less than one per table and covers more).
     fn finish(self, conn: &mut Connection) -> Result<Option<Vec<String>>> {
         conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
             .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
@@ -1285,23 +1302,25 @@ impl TableWatch {
         };
         self.current_schema(conn)?;
         let after = self.schema.borrow();
-        let after = after.iter().flatten();
         let written = self
             .seen
             .lock()
             .map(|seen| seen.run.clone())
             .unwrap_or_default();
-        Ok(Some(
-            after
-                .filter(|(name, sql)| {
-                    !name.starts_with("sqlite_")
-                        && name.as_str() != state::HISTORY_TABLE
-                        && (written.contains(name.as_str())
-                            || before.get(name.as_str()) != Some(sql))
-                })
-                .map(|(name, _)| name.clone())
-                .collect(),
-        ))
+        let user_tables = after.iter().flatten().filter(|(name, _)| {
+            !name.starts_with("sqlite_") && name.as_str() != state::HISTORY_TABLE
+        });
+        let tables = user_tables.clone().count();
+        let touched: Vec<String> = user_tables
+            .filter(|(name, sql)| {
+                written.contains(name.as_str()) || before.get(name.as_str()) != Some(sql)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !touched.is_empty() && touched.len() == tables {
+            return Ok(None);
+        }
+        Ok(Some(touched))
     }
 }
 

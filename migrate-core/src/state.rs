@@ -48,6 +48,8 @@ pub(crate) struct DbState {
     /// Whether the SQL of any table says `REFERENCES`: only such a table
     /// can have a foreign key.
     pub references: bool,
+    /// Whether the database has a table (other than SQLite's own).
+    pub has_tables: bool,
 }
 
 /// The verified state.
@@ -63,13 +65,15 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
     let user_version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
-    let (has_history, references): (bool, bool) = conn
+    let (has_history, references, has_tables): (bool, bool, bool) = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
              EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-             AND sql LIKE '%REFERENCES%')",
+             AND sql LIKE '%REFERENCES%'), \
+             EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
             [HISTORY_TABLE],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
     if !has_history {
@@ -77,6 +81,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
             user_version,
             history: None,
             references,
+            has_tables,
         });
     }
     let context = "cannot read the migration history table `_migrate_history`";
@@ -104,6 +109,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
         user_version,
         history: Some(rows),
         references,
+        has_tables,
     })
 }
 
@@ -402,6 +408,7 @@ mod tests {
                 user_version,
                 history,
                 references: false,
+                has_tables: false,
             },
             &Migrations::__embedded(&LIST),
         )

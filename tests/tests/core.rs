@@ -1192,6 +1192,30 @@ fn changed_integrity_checks_a_rebuilt_table() {
 }
 
 #[test]
+fn changed_integrity_on_a_new_database_checks_everything_the_run_made() {
+    // No table before the run: every table is the run's, and `changed`
+    // checks them all (the damage is done through sqlite_master, which no
+    // authorizer would report as a write to `users`).
+    let (_d, m) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (x INTEGER); INSERT INTO users VALUES (NULL);",
+        ),
+        ("002_corrupt.sql", &declare_not_null("users")),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let err = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Integrity { ref problems, .. } if problems == &["NULL value in users.x"]),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn foreign_key_check_covers_children_of_changed_parents() {
     // Deleting parent rows orphans rows of an untouched child table.
     let (_d, m) = load(&[
