@@ -315,24 +315,31 @@ impl<'m> Migrator<'m> {
                     log::debug!(
                         "database at version {version} verified; migrating to version {target}"
                     );
-                    (
+                    let known = Known {
+                        data_version,
                         version,
-                        false,
-                        false,
-                        Some((data_version, version)),
-                        None,
-                        false,
-                    )
+                        needs_adoption: false,
+                        has_history: true,
+                    };
+                    (version, false, false, Some(known), None, false)
                 }
                 Quick::Unknown => {
                     // The full read and verification, in one read transaction.
-                    let state = read_state_snapshot(conn)?;
+                    let (state, data_version) = state::snapshot(conn, |conn| {
+                        Ok((read_state(conn)?, state::data_version(conn)?))
+                    })?;
                     let verified = verify(&state, self.migrations)?;
+                    let known = Known {
+                        data_version,
+                        version: verified.current,
+                        needs_adoption: verified.needs_adoption,
+                        has_history: state.history.is_some(),
+                    };
                     (
                         verified.current,
                         verified.needs_adoption,
                         state.history.is_none() && state.user_version == 0,
-                        None,
+                        Some(known),
                         Some(state.references),
                         !state.has_tables,
                     )
@@ -469,7 +476,7 @@ impl<'m> Migrator<'m> {
         // `Changed` on a database without tables: every table there will be
         // is the run's, and one whole check covers them (see `finish`).
         let changed = self.integrity == IntegrityCheck::Changed && !empty;
-        let watch = if changed || (foreign_keys && keys_possible != Some(false)) {
+        let watch = if changed || foreign_keys {
             Some(TableWatch::start(conn, changed, keys_possible)?)
         } else {
             None
@@ -504,26 +511,26 @@ impl<'m> Migrator<'m> {
     #[allow(clippy::too_many_arguments)]
     fn apply_all(
         &self,
-        conn: &Connection,
-        mut known: Option<(i64, u32)>,
+        conn: &mut Connection,
+        mut known: Option<Known>,
         target: u32,
         foreign_keys: bool,
         watch: Option<&TableWatch>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<u32> {
-        // `known`: `PRAGMA data_version` as the last read or step saw it,
-        // and the version the database was then at. Another connection's
-        // commit changes data_version (our own do not); if it did not
-        // change, the state is what we read or committed and need not be
-        // read again.
+        // `known`: the state as the last read or step left it, with `PRAGMA
+        // data_version` then. Another connection's commit changes
+        // data_version (our own do not); if it did not change, the state is
+        // what we read or committed and need not be read again.
         loop {
             begin_immediate(conn, self.lock_timeout)?;
             let step = self.step(conn, target, foreign_keys, watch, known, applied, adopted);
             match step {
                 Ok((Step::Commit(version), seen)) => {
                     commit(conn, self.lock_timeout)?;
-                    known = Some((seen, version));
+                    log::debug!("committed version {version}");
+                    known = Some(Known::committed(seen, version));
                 }
                 Ok((Step::Done(version), _)) => {
                     commit(conn, self.lock_timeout)?;
@@ -538,7 +545,7 @@ impl<'m> Migrator<'m> {
                     if foreign_keys {
                         set_foreign_keys(conn, false)?;
                     }
-                    known = Some((seen, m.version()));
+                    known = Some(Known::committed(seen, m.version()));
                 }
                 Err(e) => {
                     rollback(conn);
@@ -554,11 +561,11 @@ impl<'m> Migrator<'m> {
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         target: u32,
         foreign_keys: bool,
         watch: Option<&TableWatch>,
-        known: Option<(i64, u32)>,
+        known: Option<Known>,
         applied: &mut Vec<Applied>,
         adopted: &mut Option<u32>,
     ) -> Result<(Step<'m>, i64)> {
@@ -569,12 +576,14 @@ impl<'m> Migrator<'m> {
         // however many migrations there are); otherwise the full read and
         // verification decide.
         let seen = state::data_version(conn)?;
-        let unchanged = match known {
-            Some((before, version)) if before == seen => Some(version),
-            _ => None,
-        };
+        let unchanged = known.filter(|k| k.data_version == seen);
+        if unchanged.is_none() {
+            if let Some(watch) = watch {
+                watch.invalidate(conn)?;
+            }
+        }
         let (current, needs_adoption, has_history) = match unchanged {
-            Some(version) => (version, false, true),
+            Some(k) => (k.version, k.needs_adoption, k.has_history),
             None => match state::newest_verified(conn, self.migrations, true)? {
                 Some(version) => (version, false, true),
                 None => {
@@ -614,7 +623,7 @@ impl<'m> Migrator<'m> {
         let mut done: Vec<(&Migration, Duration)> = Vec::with_capacity(batch.len());
         for &m in batch {
             if let Some(watch) = watch {
-                watch.start_migration(m);
+                watch.start_migration(conn, m)?;
             }
             if m.no_transaction() {
                 record_all(
@@ -916,13 +925,37 @@ struct Start {
     /// No history and `user_version` 0: the settings for a new database
     /// apply.
     new_database: bool,
-    /// `PRAGMA data_version` and the version, when the start-up read
-    /// verified the history (see `Migrator::apply_all`).
-    known: Option<(i64, u32)>,
+    /// The state the reads before the run verified.
+    known: Option<Known>,
     /// Whether any table's SQL says `REFERENCES`, when the full read looked.
     references: Option<bool>,
     /// The full read found no table (other than SQLite's own).
     empty: bool,
+}
+
+/// The verified state as of a `PRAGMA data_version` (see
+/// `Migrator::apply_all`).
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    data_version: i64,
+    /// The database's version.
+    version: u32,
+    /// `user_version` without a history table: to be adopted.
+    needs_adoption: bool,
+    /// Whether the history table exists.
+    has_history: bool,
+}
+
+impl Known {
+    /// What our own commit left: the history at `version`.
+    fn committed(data_version: i64, version: u32) -> Self {
+        Known {
+            data_version,
+            version,
+            needs_adoption: false,
+            has_history: true,
+        }
+    }
 }
 
 enum Step<'m> {
@@ -1130,6 +1163,8 @@ struct TableWatch {
     /// other statement creates one). While not, there is nothing for
     /// `foreign_key_check` to find. `None` until the schema is read.
     foreign_keys_possible: std::cell::Cell<Option<bool>>,
+    /// Whether the authorizer is installed.
+    installed: std::cell::Cell<bool>,
 }
 
 #[derive(Default)]
@@ -1165,8 +1200,28 @@ impl TableWatch {
             .as_ref()
             .map(|schema| schema.values().any(|sql| mentions_references(sql)))
             .or(keys_possible);
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let sink = Arc::clone(&seen);
+        let watch = TableWatch {
+            schema: std::cell::RefCell::new(before.clone()),
+            before,
+            seen: Arc::new(Mutex::new(Seen::default())),
+            foreign_keys_possible: std::cell::Cell::new(with_keys),
+            installed: std::cell::Cell::new(false),
+        };
+        // Without `Changed`, and while no table can have a foreign key,
+        // there is nothing to record.
+        if with_schema || with_keys != Some(false) {
+            watch.install(conn)?;
+        }
+        Ok(watch)
+    }
+
+    /// Installs the authorizer that records the tables each statement
+    /// writes (from then on: call before the statements to watch).
+    fn install(&self, conn: &mut Connection) -> Result<()> {
+        if self.installed.get() {
+            return Ok(());
+        }
+        let sink = Arc::clone(&self.seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let (table, child, parent) = match ctx.action {
                 AuthAction::Insert { table_name } | AuthAction::CreateTable { table_name } => {
@@ -1202,21 +1257,32 @@ impl TableWatch {
             Authorization::Allow
         }))
         .map_err(|e| Error::sqlite("cannot install the authorizer", e))?;
-        Ok(TableWatch {
-            schema: std::cell::RefCell::new(before.clone()),
-            before,
-            seen,
-            foreign_keys_possible: std::cell::Cell::new(with_keys),
-        })
+        self.installed.set(true);
+        Ok(())
+    }
+
+    /// Another connection committed since the last read: what this watch
+    /// knows of the schema may be out of date (a table, a foreign key may
+    /// have appeared). Read it again when next needed, and watch from now on.
+    fn invalidate(&self, conn: &mut Connection) -> Result<()> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.schema_changed = true;
+        }
+        if self.foreign_keys_possible.get() == Some(false) {
+            self.foreign_keys_possible.set(None);
+        }
+        self.install(conn)
     }
 
     /// Before each migration: forget the previous one's tables, and note
-    /// whether this one may create a foreign key.
-    fn start_migration(&self, m: &Migration) {
+    /// whether this one may create a foreign key (then watch it).
+    fn start_migration(&self, conn: &mut Connection, m: &Migration) -> Result<()> {
         if self.foreign_keys_possible.get() != Some(true) && mentions_references(m.sql()) {
             self.foreign_keys_possible.set(Some(true));
+            self.install(conn)?;
         }
         self.start_step();
+        Ok(())
     }
 
     fn start_step(&self) {
@@ -1295,8 +1361,10 @@ impl TableWatch {
     /// that exist now, or `None` when that is every table (one whole
     /// check then costs less than one per table and covers more).
     fn finish(self, conn: &mut Connection) -> Result<Option<Vec<String>>> {
-        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
-            .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
+        if self.installed.get() {
+            conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+                .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
+        }
         let Some(before) = &self.before else {
             return Ok(None);
         };

@@ -116,21 +116,29 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
 /// Reads the state in one read transaction (a consistent snapshot), unless
 /// the caller's connection is already inside a transaction.
 pub(crate) fn read_state_snapshot(conn: &Connection) -> Result<DbState> {
+    snapshot(conn, read_state)
+}
+
+/// `read` in one read transaction (a consistent snapshot), unless the
+/// caller's connection is already inside a transaction.
+pub(crate) fn snapshot<T>(
+    conn: &Connection,
+    read: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
     if !conn.is_autocommit() {
-        return read_state(conn);
+        return read(conn);
     }
-    conn.execute_batch("BEGIN DEFERRED")
-        .map_err(|e| Error::sqlite("cannot start a read transaction", e))?;
-    let state = read_state(conn);
+    run_cached(conn, "BEGIN").map_err(|e| Error::sqlite("cannot start a read transaction", e))?;
+    let found = read(conn);
     if !conn.is_autocommit() {
         // Ending a read transaction cannot lose anything; report its error
         // only if the reads succeeded.
-        let end = conn.execute_batch("COMMIT");
-        if let (Ok(_), Err(e)) = (&state, end) {
+        let end = run_cached(conn, "COMMIT");
+        if let (Ok(_), Err(e)) = (&found, end) {
             return Err(Error::sqlite("cannot end the read transaction", e));
         }
     }
-    state
+    found
 }
 
 /// What the start-up read found.
@@ -163,8 +171,7 @@ pub(crate) fn quick_check(
     migrations: &Migrations,
     target: u32,
 ) -> Result<Quick> {
-    run_cached(conn, "BEGIN").map_err(|e| Error::sqlite("cannot start a read transaction", e))?;
-    let found = (|| {
+    snapshot(conn, |conn| {
         Ok(match newest_verified(conn, migrations, false)? {
             Some(version) if version == target => Quick::UpToDate(version),
             Some(version) if version < target && complete(conn, version)? => Quick::Pending {
@@ -173,16 +180,7 @@ pub(crate) fn quick_check(
             },
             _ => Quick::Unknown,
         })
-    })();
-    if !conn.is_autocommit() {
-        // Ending a read transaction cannot lose anything; report its error
-        // only if the reads succeeded.
-        let end = run_cached(conn, "COMMIT");
-        if let (Ok(_), Err(e)) = (&found, end) {
-            return Err(Error::sqlite("cannot end the read transaction", e));
-        }
-    }
-    found
+    })
 }
 
 /// `user_version` and the newest history row: `Some(version)` when that

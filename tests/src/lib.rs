@@ -146,6 +146,18 @@ pub fn open(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
 
+/// Opens a database file, switched to WAL if `wal` (before any table).
+pub fn open_journal(path: &Path, wal: bool) -> Connection {
+    let conn = open(path);
+    if wal {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+    conn
+}
+
 pub use reliability::{fingerprint, full_size, ChildProcess};
 
 /// Helpers of the reliability tests (processes, large databases). Test

@@ -12,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use migrate_core::{Error, Migrations};
-use migrate_tests::{full_size, integrity, open, snapshot, ChildProcess};
+use migrate_tests::{
+    full_size, integrity, migrations_dir, open, open_journal, snapshot, ChildProcess,
+};
 use rusqlite::Connection;
 
 const CHILD: &str = env!("CARGO_BIN_EXE_migrate_child");
@@ -202,11 +204,7 @@ fn database_at_version_1(wal: bool) -> (tempfile::TempDir, Migrations, std::path
     .unwrap();
     let migrations = Migrations::from_dir(&dir).unwrap();
     let db = tmp.path().join("app.db");
-    let mut conn = open(&db);
-    if wal {
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .unwrap();
-    }
+    let mut conn = open_journal(&db, wal);
     migrations.migrate_to(&mut conn, 1).unwrap();
     (tmp, migrations, db)
 }
@@ -327,10 +325,79 @@ impl log::Log for Interleave {
 
 static LOGGER: Interleave = Interleave;
 
+fn install_interleave_logger() {
+    // Once per test process; the tests that use it may run in any order.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Debug);
+}
+
+#[test]
+fn a_foreign_key_another_connection_creates_between_two_steps_is_checked() {
+    // A rolling deploy: this run (files 1 to 4) commits version 2; before
+    // its next step, an older build (files 1 to 3) applies version 3, which
+    // adds a child table. Version 4 then deletes a parent row that the new
+    // child points to: the check before its commit must see the new table.
+    install_interleave_logger();
+    let files = [
+        (
+            "001_parent.sql",
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);\n\
+             CREATE TABLE child1 (p INTEGER REFERENCES parent (id));\n\
+             INSERT INTO parent VALUES (1), (2);\n",
+        ),
+        ("002_more.sql", "INSERT INTO parent VALUES (3);\n"),
+        (
+            "003_child2.sql",
+            "CREATE TABLE child2 (p INTEGER REFERENCES parent (id));\n\
+             INSERT INTO child2 VALUES (1);\n",
+        ),
+        ("004_purge.sql", "DELETE FROM parent WHERE id = 1;\n"),
+    ];
+    for wal in [false, true] {
+        let (new_dir, old_dir) = (migrations_dir(&files), migrations_dir(&files[..3]));
+        let new = Migrations::from_dir(new_dir.path()).unwrap();
+        let old = Migrations::from_dir(old_dir.path()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let mut conn = open_journal(&db, wal);
+        new.migrate_to(&mut conn, 1).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let other_db = db.clone();
+        HOOK.with(|hook| {
+            *hook.borrow_mut() = Some((
+                "committed version 2",
+                Box::new(move || {
+                    let mut other = open(&other_db);
+                    other.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+                    let report = old.migrate(&mut other).unwrap();
+                    assert_eq!(report.version(), 3);
+                }),
+            ));
+        });
+        let err = new.migrate(&mut conn).unwrap_err();
+        let hook_ran = HOOK.with(|hook| hook.borrow().is_none());
+        assert!(hook_ran, "wal={wal}: the other connection did not run");
+        assert!(
+            matches!(&err, Error::ForeignKeyViolation { version: 4, violations, .. }
+                if violations == &["child2 row 1 has no parent in parent"]),
+            "wal={wal}: {err:?}"
+        );
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3, "wal={wal}");
+        let orphans: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(orphans, 0, "wal={wal}");
+    }
+}
+
 #[test]
 fn a_migration_committed_by_another_connection_after_the_first_read_is_not_run_again() {
-    log::set_logger(&LOGGER).unwrap();
-    log::set_max_level(log::LevelFilter::Debug);
+    install_interleave_logger();
     for wal in [false, true] {
         let (_tmp, migrations, db) = database_at_version_1(wal);
         let mut conn = open(&db);
