@@ -1242,16 +1242,15 @@ impl TableWatch {
             if !schema && table.is_none() {
                 return Authorization::Allow;
             }
-            if let Ok(mut seen) = sink.lock() {
-                seen.schema_changed |= schema;
-                if let Some(table) = table {
-                    note_table(&mut seen.run, table);
-                    if child {
-                        note_table(&mut seen.step_children, table);
-                    }
-                    if parent {
-                        note_table(&mut seen.step_parents, table);
-                    }
+            let mut seen = lock(&sink);
+            seen.schema_changed |= schema;
+            if let Some(table) = table {
+                note_table(&mut seen.run, table);
+                if child {
+                    note_table(&mut seen.step_children, table);
+                }
+                if parent {
+                    note_table(&mut seen.step_parents, table);
                 }
             }
             Authorization::Allow
@@ -1265,9 +1264,7 @@ impl TableWatch {
     /// knows of the schema may be out of date (a table, a foreign key may
     /// have appeared). Read it again when next needed, and watch from now on.
     fn invalidate(&self, conn: &mut Connection) -> Result<()> {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.schema_changed = true;
-        }
+        lock(&self.seen).schema_changed = true;
         if self.foreign_keys_possible.get() == Some(false) {
             self.foreign_keys_possible.set(None);
         }
@@ -1286,19 +1283,15 @@ impl TableWatch {
     }
 
     fn start_step(&self) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.step_children.clear();
-            seen.step_parents.clear();
-        }
+        let mut seen = lock(&self.seen);
+        seen.step_children.clear();
+        seen.step_parents.clear();
     }
 
     /// The tables and their SQL now: the last read, or a new one if a
     /// statement since may have changed the schema.
     fn current_schema(&self, conn: &Connection) -> Result<()> {
-        let changed = match self.seen.lock() {
-            Ok(mut seen) => std::mem::replace(&mut seen.schema_changed, false),
-            Err(_) => true,
-        };
+        let changed = std::mem::replace(&mut lock(&self.seen).schema_changed, false);
         if changed || self.schema.borrow().is_none() {
             let schema = tables(conn)?;
             if schema.values().any(|sql| mentions_references(sql)) {
@@ -1317,9 +1310,9 @@ impl TableWatch {
     /// one whose SQL names a parent can point to it, so the others are left
     /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (written, parents) = match self.seen.lock() {
-            Ok(seen) => (seen.step_children.clone(), seen.step_parents.clone()),
-            Err(_) => return Ok(Vec::new()),
+        let (written, parents) = {
+            let seen = lock(&self.seen);
+            (seen.step_children.clone(), seen.step_parents.clone())
         };
         if (written.is_empty() && parents.is_empty())
             || self.foreign_keys_possible.get() == Some(false)
@@ -1370,11 +1363,7 @@ impl TableWatch {
         };
         self.current_schema(conn)?;
         let after = self.schema.borrow();
-        let written = self
-            .seen
-            .lock()
-            .map(|seen| seen.run.clone())
-            .unwrap_or_default();
+        let written = lock(&self.seen).run.clone();
         let user_tables = after.iter().flatten().filter(|(name, _)| {
             !name.starts_with("sqlite_") && name.as_str() != state::HISTORY_TABLE
         });
@@ -1390,6 +1379,14 @@ impl TableWatch {
         }
         Ok(Some(touched))
     }
+}
+
+/// The tables seen so far. The authorizer cannot panic while holding the
+/// lock, so a poisoned lock still holds complete sets: use them rather than
+/// check less.
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Adds a table name to a set, allocating only when it is new.

@@ -133,9 +133,14 @@ pub(crate) fn snapshot<T>(
     if !conn.is_autocommit() {
         // Ending a read transaction cannot lose anything; report its error
         // only if the reads succeeded.
-        let end = run_cached(conn, "COMMIT");
-        if let (Ok(_), Err(e)) = (&found, end) {
-            return Err(Error::sqlite("cannot end the read transaction", e));
+        if let Err(e) = run_cached(conn, "COMMIT") {
+            // Never leave the caller's connection inside our transaction.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            if found.is_ok() {
+                return Err(Error::sqlite("cannot end the read transaction", e));
+            }
         }
     }
     found
