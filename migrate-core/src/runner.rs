@@ -44,8 +44,9 @@ pub enum IntegrityCheck {
     /// touched, not the size of the database. When they touched every
     /// table (a new database), one `PRAGMA integrity_check` runs instead:
     /// cheaper than one per table, and it covers more. The run installs its own
-    /// authorizer on the connection and removes it at the end (a connection
-    /// can have one: do not combine with an authorizer of your own).
+    /// authorizer on the connection and removes it at the end, as it also
+    /// does when the connection has foreign keys on (a connection can have
+    /// one: install yours again after `migrate`).
     Changed,
     /// No check.
     Off,
@@ -542,9 +543,9 @@ impl<'m> Migrator<'m> {
                     // The file may have run `PRAGMA foreign_keys = ON` (the
                     // last step of SQLite's table-rebuild recipe): the rest
                     // of the run must not cascade.
-                    if foreign_keys {
-                        set_foreign_keys(conn, false)?;
-                    }
+                    // Off whatever the connection had: the original value
+                    // is restored at the end of the run.
+                    set_foreign_keys(conn, false)?;
                     known = Some(Known::committed(seen, m.version()));
                 }
                 Err(e) => {
@@ -1064,12 +1065,13 @@ fn set_user_version(conn: &Connection, version: u32) -> Result<()> {
         .map_err(|e| Error::sqlite(format!("cannot set user_version to {version}"), e))
 }
 
-/// `PRAGMA foreign_key_check` on the tables of `scope` (a table that no
-/// longer exists is skipped).
+/// `PRAGMA foreign_key_check` on the tables of `scope` in the main database
+/// (a table that no longer exists is skipped; a temporary table of the same
+/// name does not hide it).
 fn foreign_key_check(conn: &Connection, m: &Migration, scope: &[String]) -> Result<()> {
     let pragmas: Vec<String> = scope
         .iter()
-        .map(|t| format!("PRAGMA foreign_key_check('{}')", t.replace('\'', "''")))
+        .map(|t| format!("PRAGMA main.foreign_key_check('{}')", t.replace('\'', "''")))
         .collect();
     let context = "cannot run PRAGMA foreign_key_check";
     let mut violations = Vec::new();
@@ -1119,7 +1121,7 @@ fn integrity_check(
         (IntegrityCheck::Quick, _) => vec!["PRAGMA quick_check".to_owned()],
         (IntegrityCheck::Changed, Some(tables)) => tables
             .iter()
-            .map(|t| format!("PRAGMA integrity_check('{}')", t.replace('\'', "''")))
+            .map(|t| format!("PRAGMA main.integrity_check('{}')", t.replace('\'', "''")))
             .collect(),
         (IntegrityCheck::Changed, None) => vec!["PRAGMA integrity_check".to_owned()],
         (IntegrityCheck::Off, _) => return Ok(IntegrityOutcome::Skipped),
@@ -1331,7 +1333,10 @@ impl TableWatch {
             let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(table))
                 || parents.iter().any(|p| p.eq_ignore_ascii_case(table));
             if !check && parents.iter().any(|p| may_name(sql, p)) {
-                let pragma = format!("PRAGMA foreign_key_list('{}')", table.replace('\'', "''"));
+                let pragma = format!(
+                    "PRAGMA main.foreign_key_list('{}')",
+                    table.replace('\'', "''")
+                );
                 let referenced = conn
                     .prepare(&pragma)
                     .and_then(|mut stmt| {

@@ -69,9 +69,9 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
              EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-             AND sql LIKE '%REFERENCES%'), \
+             AND instr(upper(sql), 'REFERENCES') > 0), \
              EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
+             AND substr(name, 1, 7) <> 'sqlite_')",
             [HISTORY_TABLE],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

@@ -1277,18 +1277,28 @@ fn foreign_key_check_covers_tables_that_existed_before_the_first_run() {
     assert_eq!(snapshot(&conn), before);
 
     // Adopted at user_version 1, version 2 pending.
-    let (_d, m) = load(&[("001_schema.sql", existing), ("002_purge.sql", purge)]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(existing).unwrap();
-    conn.execute_batch("PRAGMA user_version = 1").unwrap();
-    let before = snapshot(&conn);
-    let err = m.migrate(&mut conn).unwrap_err();
-    assert!(
-        matches!(err, Error::ForeignKeyViolation { version: 2, .. }),
-        "{err:?}"
-    );
-    // The adoption and migration 2 were one transaction: nothing stays.
-    assert_eq!(snapshot(&conn), before);
+    // Also with the key written in lower case on a connection where LIKE is
+    // case-sensitive.
+    for (schema, like) in [
+        (existing.to_owned(), "OFF"),
+        (existing.replace("REFERENCES", "references"), "ON"),
+    ] {
+        let (_d, m) = load(&[("001_schema.sql", &schema), ("002_purge.sql", purge)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&schema).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = 1; PRAGMA case_sensitive_like = {like}"
+        ))
+        .unwrap();
+        let before = snapshot(&conn);
+        let err = m.migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, Error::ForeignKeyViolation { version: 2, .. }),
+            "case_sensitive_like {like}: {err:?}"
+        );
+        // The adoption and migration 2 were one transaction: nothing stays.
+        assert_eq!(snapshot(&conn), before);
+    }
 }
 
 #[test]

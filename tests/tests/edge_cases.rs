@@ -1,5 +1,6 @@
 //! Edge cases found in review, each pinned: a no-transaction file that
-//! turns foreign keys back on, statements with parameters, NUL characters,
+//! turns foreign keys back on, a temporary table that would hide a
+//! table from the checks, statements with parameters, NUL characters,
 //! savepoints across files in single-transaction mode, transactions left
 //! open, odd spellings of transaction control, huge lock timeouts, a lock
 //! file saved with a BOM.
@@ -59,20 +60,76 @@ fn a_no_transaction_file_turning_foreign_keys_on_does_not_make_a_later_rebuild_c
         ("003_tags.sql", recipe),
         ("004_rebuild.sql", REBUILD),
     ]);
+    // Whether the connection had foreign keys on or off.
+    for foreign_keys in ["ON", "OFF"] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("PRAGMA foreign_keys = {foreign_keys}"))
+            .unwrap();
+        m.migrate_to(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email) VALUES (1, 'a@x');\
+             INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+        )
+        .unwrap();
+        let report = m.migrate(&mut conn).unwrap();
+        assert_eq!(report.version(), 4);
+        assert_eq!(
+            count(&conn, "posts"),
+            1,
+            "foreign_keys {foreign_keys}: the rebuild in 004 cascaded: child rows deleted"
+        );
+        assert_eq!(fk(&conn), foreign_keys == "ON");
+    }
+}
+
+/// A parent and a child with one row each, and a migration that deletes
+/// the parent row.
+const PARENT: &str = "CREATE TABLE p (id INTEGER PRIMARY KEY);\n\
+                      CREATE TABLE c (p INTEGER REFERENCES p (id));\n\
+                      INSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1);\n";
+const PURGE: &str = "DELETE FROM p;\n";
+
+#[test]
+fn a_temporary_table_does_not_hide_the_main_table_from_the_checks() {
+    // Foreign keys: a temp table named like the child.
+    let (_d, m) = load(&[("001_schema.sql", PARENT), ("002_purge.sql", PURGE)]);
     let mut conn = Connection::open_in_memory().unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    conn.execute_batch("CREATE TEMP TABLE c (scratch)").unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(err, Error::ForeignKeyViolation { version: 2, .. }),
+        "{err:?}"
+    );
+
+    // `Changed`: a temp table named like the damaged table the run writes.
+    let (_d, m) = load(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);\n\
+             CREATE TABLE u (z);\n",
+        ),
+        ("002_write.sql", "INSERT INTO main.t VALUES (1);\n"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
     conn.execute_batch(
-        "INSERT INTO users (id, email) VALUES (1, 'a@x');\
-         INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+        "PRAGMA writable_schema = ON;\n\
+         UPDATE sqlite_master SET sql = 'CREATE TABLE t (x INTEGER NOT NULL)' WHERE name = 't';\n\
+         PRAGMA schema_version = 100;\n\
+         PRAGMA writable_schema = OFF;\n\
+         CREATE TEMP TABLE t (scratch);",
     )
     .unwrap();
-    let report = m.migrate(&mut conn).unwrap();
-    assert_eq!(report.version(), 4);
-    assert_eq!(
-        count(&conn, "posts"),
-        1,
-        "the rebuild in 004 cascaded: child rows deleted"
+    let err = m
+        .migrator()
+        .integrity_check(migrate_core::IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Integrity { ref problems, .. } if problems == &["NULL value in t.x"]),
+        "{err:?}"
     );
 }
 
