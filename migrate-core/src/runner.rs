@@ -632,7 +632,7 @@ impl<'m> Migrator<'m> {
                     done.iter().map(|&(m, d)| (m, duration_us(d))),
                     state::STATE_APPLIED,
                 )?;
-                record(conn, m, 0, state::STATE_STARTED)?;
+                record_all(conn, [(m, 0)], state::STATE_STARTED)?;
                 return Ok((Step::NoTransaction(m), seen));
             }
             let t0 = Instant::now();
@@ -1009,10 +1009,6 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn record(conn: &Connection, m: &Migration, duration_us: i64, state: &str) -> Result<()> {
-    record_all(conn, [(m, duration_us)], state)
-}
-
 /// History rows for these migrations (with how long each took, in
 /// microseconds), through one prepared statement.
 fn record_all<'a>(
@@ -1280,14 +1276,10 @@ impl TableWatch {
             self.foreign_keys_possible.set(Some(true));
             self.install(conn)?;
         }
-        self.start_step();
-        Ok(())
-    }
-
-    fn start_step(&self) {
         let mut seen = lock(&self.seen);
         seen.step_children.clear();
         seen.step_parents.clear();
+        Ok(())
     }
 
     /// The tables and their SQL now: the last read, or a new one if a
