@@ -326,10 +326,17 @@ impl<'m> Migrator<'m> {
                 }
                 Quick::Unknown => {
                     // The full read and verification, in one read transaction.
-                    let (state, data_version) = state::snapshot(conn, |conn| {
+                    let read = state::snapshot(conn, |conn| {
                         Ok((read_state(conn)?, state::data_version(conn)?))
-                    })?;
-                    let verified = verify(&state, self.migrations)?;
+                    })
+                    .and_then(|(state, data_version)| {
+                        let verified = verify(&state, self.migrations)?;
+                        Ok((state, data_version, verified))
+                    });
+                    // A file cut short inside a page (the history's, say)
+                    // reads as zeros there: say so rather than what the
+                    // zeros looked like.
+                    let (state, data_version, verified) = read.map_err(|e| cut_short(conn, e))?;
                     let known = Known {
                         data_version,
                         version: verified.current,
@@ -598,12 +605,14 @@ impl<'m> Migrator<'m> {
             },
         };
         self.check_not_above(current, target)?;
-        if !has_history {
-            conn.execute_batch(CREATE_HISTORY).map_err(|e| {
-                Error::sqlite("cannot create the history table `_migrate_history`", e)
-            })?;
-        }
+        // A missing history table is created in this transaction just before
+        // its first row, after the files: every `ALTER TABLE` makes SQLite
+        // parse each table's SQL again, and the history table's is long.
+        let mut history = HistoryTable {
+            exists: has_history,
+        };
         if needs_adoption {
+            history.ensure(conn)?;
             self.adopt(conn, current)?;
             *adopted = Some(current);
         }
@@ -627,6 +636,7 @@ impl<'m> Migrator<'m> {
                 watch.start_migration(conn, m)?;
             }
             if m.no_transaction() {
+                history.ensure(conn)?;
                 record_all(
                     conn,
                     done.iter().map(|&(m, d)| (m, duration_us(d))),
@@ -675,6 +685,7 @@ impl<'m> Migrator<'m> {
             done.push((m, duration));
             note_applied(applied, m, duration);
         }
+        history.ensure(conn)?;
         record_all(
             conn,
             done.iter().map(|&(m, d)| (m, duration_us(d))),
@@ -854,6 +865,17 @@ impl<'m> Migrator<'m> {
     }
 }
 
+/// The error of a read that failed, or of [`check_whole_pages`] if the
+/// file is a database that is not a whole number of pages.
+fn cut_short(conn: &Connection, e: Error) -> Error {
+    if let Error::Sqlite { cause, .. } = &e {
+        if cause.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            return e; // no page size to speak of
+        }
+    }
+    check_whole_pages(conn).err().unwrap_or(e)
+}
+
 /// A database file is a whole number of pages. A file cut short inside its
 /// last page reads as zeros there, and SQLite notices only when it reads
 /// those cells, after a migration was written onto it: refuse it first.
@@ -902,9 +924,31 @@ fn mentions_savepoint_control(sql: &str) -> bool {
 
 /// `needle` (ASCII) anywhere in `text`, in any case.
 fn contains_ignore_case(text: &str, needle: &str) -> bool {
-    text.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let (text, needle) = (text.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last_start) = text.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    // Find each candidate by its first byte in a tight loop, then compare
+    // the rest: every pending file is scanned at each run.
+    let first = first.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = text[from..=last_start]
+        .iter()
+        .position(|b| b.to_ascii_lowercase() == first)
+    {
+        let start = from + at + 1;
+        if text[start..start + rest.len()].eq_ignore_ascii_case(rest) {
+            return true;
+        }
+        from = start;
+        if from > last_start {
+            break;
+        }
+    }
+    false
 }
 
 fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
@@ -1006,6 +1050,32 @@ fn rollback(conn: &Connection) {
         if let Err(e) = conn.execute_batch("ROLLBACK") {
             log::error!("rollback failed: {e}");
         }
+    }
+}
+
+/// The history table of a write transaction: created when its first row
+/// is written, if it did not exist when the transaction began.
+struct HistoryTable {
+    exists: bool,
+}
+
+impl HistoryTable {
+    fn ensure(&mut self, conn: &Connection) -> Result<()> {
+        if self.exists {
+            return Ok(());
+        }
+        // Without IF NOT EXISTS: it did not exist when the transaction
+        // began, so a table of that name now is a migration's, and is
+        // refused rather than written into.
+        conn.execute_batch(CREATE_HISTORY).map_err(|e| {
+            Error::sqlite(
+                "cannot create the history table `_migrate_history` (a migration must not \
+                 create a table of that name)",
+                e,
+            )
+        })?;
+        self.exists = true;
+        Ok(())
     }
 }
 
@@ -1603,6 +1673,44 @@ pub(crate) fn ms(d: Duration) -> f64 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    /// The search agrees with the obvious one on every placement of the
+    /// needle and of partial matches, in both cases, at the edges too.
+    #[test]
+    fn contains_ignore_case_agrees_with_a_window_search() {
+        let naive = |text: &str, needle: &str| {
+            needle.is_empty()
+                || text
+                    .as_bytes()
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        };
+        let pieces = [
+            "",
+            "r",
+            "R",
+            "ref",
+            "REFERENCES",
+            "references",
+            "x",
+            "é",
+            "rreferences",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}{c}");
+                    for needle in ["references", "r", "ReF", "", "é", "xr"] {
+                        assert_eq!(
+                            contains_ignore_case(&text, needle),
+                            naive(&text, needle),
+                            "{text:?} {needle:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn transaction_control_is_recognized_by_first_keywords() {

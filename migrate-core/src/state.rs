@@ -10,7 +10,7 @@ use crate::migration::Migrations;
 pub(crate) const HISTORY_TABLE: &str = "_migrate_history";
 
 /// Uses nothing newer than SQLite 3.31: no STRICT, typed columns and CHECKs.
-pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS _migrate_history (
+pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE _migrate_history (
     version     INTEGER PRIMARY KEY NOT NULL CHECK (version BETWEEN 1 AND 2147483647),
     name        TEXT    NOT NULL,
     checksum    TEXT    NOT NULL CHECK (length(checksum) = 64),

@@ -3,7 +3,7 @@
 //! table from the checks, statements with parameters, NUL characters,
 //! savepoints across files in single-transaction mode, transactions left
 //! open, odd spellings of transaction control, huge lock timeouts, a lock
-//! file saved with a BOM.
+//! file saved with a BOM, a migration that creates the history table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -352,4 +352,55 @@ fn a_lock_file_saved_with_crlf_or_a_bom_still_reads() {
     assert_eq!(Migrations::from_dir(d.path()).unwrap().len(), 1);
     std::fs::write(&lock, format!("\u{feff}{text}")).unwrap();
     assert_eq!(Migrations::from_dir(d.path()).unwrap().len(), 1);
+}
+
+/// The history table is created in the first write transaction after that
+/// transaction's files: a file that makes a table of that name is refused,
+/// not written into, and the database stays as it was.
+#[test]
+fn a_migration_that_creates_the_history_table_is_refused() {
+    let fake = "CREATE TABLE _migrate_history (anything TEXT);";
+    for single in [false, true] {
+        let (_d, m) = load(&[("001_users.sql", USERS), ("002_fake.sql", fake)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        let err = m
+            .migrator()
+            .single_transaction(single)
+            .migrate(&mut conn)
+            .unwrap_err();
+        let message = err.to_string();
+        if single {
+            assert!(
+                message.contains("_migrate_history")
+                    && message.contains("must not create a table of that name"),
+                "{message}"
+            );
+            // All or nothing: not even migration 1.
+            assert!(!table_exists(&conn, "users"));
+            assert!(!table_exists(&conn, "_migrate_history"));
+            assert_eq!(m.status(&conn).unwrap().version(), 0);
+        } else {
+            // Migration 1 committed with its history (the table exists),
+            // so migration 2's CREATE fails at its own line.
+            assert!(
+                message.contains("002_fake.sql:1") && message.contains("already exists"),
+                "{message}"
+            );
+            assert!(table_exists(&conn, "users"));
+            assert_eq!(m.status(&conn).unwrap().version(), 1);
+            m.verify(&conn).unwrap();
+        }
+    }
+    // A first file that makes it, one transaction per file: refused, and
+    // nothing stays.
+    let (_d, m) = load(&[("001_fake.sql", fake)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("must not create a table of that name"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
 }
