@@ -465,7 +465,10 @@ impl<'m> Migrator<'m> {
         if new_database {
             self.new_database_settings(conn)?;
         }
-        let mut applied = Vec::new();
+        // What was applied, turned into the report's owned rows at the end:
+        // allocations that live through the run, made while SQLite
+        // allocates and frees schemas, slow its allocations down.
+        let mut applied: Vec<(&Migration, Duration)> = Vec::new();
         let mut adopted = None;
         // SQLite's authorizer tells which tables each migration writes: the
         // foreign-key check before each commit looks at those (and at the
@@ -479,7 +482,7 @@ impl<'m> Migrator<'m> {
         // transaction refuses.)
         let mentioned = (from.saturating_add(1)..=target)
             .filter_map(|v| self.migrations.get(v))
-            .any(|m| mentions_references(m.sql()));
+            .any(|m| Mentions::of(m.sql()).references);
         let keys_possible = references.map(|r| r || mentioned);
         // `Changed` on a database without tables: every table there will be
         // is the run's, and one whole check covers them (see `finish`).
@@ -511,6 +514,7 @@ impl<'m> Migrator<'m> {
         if !applied.is_empty() {
             log::info!("database migrated from version {from} to {version}");
         }
+        let applied = applied.iter().map(|&(m, d)| Applied::new(m, d)).collect();
         Ok(Report::new(
             from, version, adopted, applied, integrity, started,
         ))
@@ -524,7 +528,7 @@ impl<'m> Migrator<'m> {
         target: u32,
         foreign_keys: bool,
         watch: Option<&TableWatch>,
-        applied: &mut Vec<Applied>,
+        applied: &mut Vec<(&'m Migration, Duration)>,
         adopted: &mut Option<u32>,
     ) -> Result<u32> {
         // `known`: the state as the last read or step left it, with `PRAGMA
@@ -574,7 +578,7 @@ impl<'m> Migrator<'m> {
         foreign_keys: bool,
         watch: Option<&TableWatch>,
         known: Option<Known>,
-        applied: &mut Vec<Applied>,
+        applied: &mut Vec<(&'m Migration, Duration)>,
         adopted: &mut Option<u32>,
     ) -> Result<(Step<'m>, i64)> {
         // Another process may have migrated since the last read: read again
@@ -632,8 +636,9 @@ impl<'m> Migrator<'m> {
         // the INSERT again.
         let mut done: Vec<(&Migration, Duration)> = Vec::with_capacity(batch.len());
         for &m in batch {
+            let mentions = Mentions::of(m.sql());
             if let Some(watch) = watch {
-                watch.start_migration(conn, m)?;
+                watch.start_migration(conn, mentions.references)?;
             }
             if m.no_transaction() {
                 history.ensure(conn)?;
@@ -656,7 +661,7 @@ impl<'m> Migrator<'m> {
             // ROLLBACK or RELEASE runs in a savepoint of its own: rolling back
             // to, or releasing, a savepoint of an earlier file (undoing part
             // of that file) then fails instead of going unnoticed.
-            let fenced = self.single_transaction && mentions_savepoint_control(m.sql());
+            let fenced = self.single_transaction && mentions.savepoint_control;
             if fenced {
                 conn.execute_batch("SAVEPOINT _migrate_file")
                     .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
@@ -721,8 +726,8 @@ impl<'m> Migrator<'m> {
     fn run_no_transaction(
         &self,
         conn: &Connection,
-        m: &Migration,
-        applied: &mut Vec<Applied>,
+        m: &'m Migration,
+        applied: &mut Vec<(&'m Migration, Duration)>,
     ) -> Result<()> {
         let t0 = Instant::now();
         log::debug!(
@@ -906,8 +911,12 @@ fn check_whole_pages(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn note_applied(applied: &mut Vec<Applied>, m: &Migration, duration: Duration) {
-    applied.push(Applied::new(m, duration));
+fn note_applied<'m>(
+    applied: &mut Vec<(&'m Migration, Duration)>,
+    m: &'m Migration,
+    duration: Duration,
+) {
+    applied.push((m, duration));
     log::info!(
         "applied migration {} ({}) in {:.1} ms",
         m.version(),
@@ -916,10 +925,40 @@ fn note_applied(applied: &mut Vec<Applied>, m: &Migration, duration: Duration) {
     );
 }
 
-/// Whether a file's text says `ROLLBACK` or `RELEASE` anywhere (comments
-/// included: a false alarm only costs a savepoint).
-fn mentions_savepoint_control(sql: &str) -> bool {
-    contains_ignore_case(sql, "rollback") || contains_ignore_case(sql, "release")
+/// What a file's text says anywhere, in any case (comments included: a
+/// false alarm costs only some work), found in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Mentions {
+    /// `REFERENCES`: the file may create a foreign key.
+    references: bool,
+    /// `ROLLBACK` or `RELEASE`: the file may end a savepoint.
+    savepoint_control: bool,
+}
+
+impl Mentions {
+    fn of(sql: &str) -> Self {
+        let text = sql.as_bytes();
+        let mut found = Mentions::default();
+        let mut from = 0;
+        // All three words start with R: look only where an R is.
+        while let Some(at) = text
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r'))
+        {
+            let word = &text[from + at..];
+            let starts = |w: &str| {
+                word.get(..w.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
+            };
+            found.references |= starts("references");
+            found.savepoint_control |= starts("rollback") || starts("release");
+            if found.references && found.savepoint_control {
+                break;
+            }
+            from += at + 1;
+        }
+        found
+    }
 }
 
 /// `needle` (ASCII) anywhere in `text`, in any case.
@@ -1087,6 +1126,9 @@ fn record_all<'a>(
     state: &str,
 ) -> Result<()> {
     let mut stmt = None;
+    // The rows of one transaction are applied when it commits, together.
+    let applied_at = now_utc();
+    let (mut checksum, mut chain) = (String::new(), String::new());
     for (m, duration_us) in rows {
         let context = || {
             format!(
@@ -1105,13 +1147,15 @@ fn record_all<'a>(
                 .map_err(|e| Error::sqlite(context(), e))?,
             ),
         };
+        migrate_rules::hex_to(m.checksum().as_bytes(), &mut checksum);
+        migrate_rules::hex_to(m.chain().as_bytes(), &mut chain);
         stmt.execute(rusqlite::params![
             m.version(),
             m.name(),
-            m.checksum().to_string(),
-            now_utc(),
+            checksum,
+            applied_at,
             duration_us,
-            m.chain().to_string(),
+            chain,
             state
         ])
         .map_err(|e| Error::sqlite(context(), e))?;
@@ -1341,8 +1385,8 @@ impl TableWatch {
 
     /// Before each migration: forget the previous one's tables, and note
     /// whether this one may create a foreign key (then watch it).
-    fn start_migration(&self, conn: &mut Connection, m: &Migration) -> Result<()> {
-        if self.foreign_keys_possible.get() != Some(true) && mentions_references(m.sql()) {
+    fn start_migration(&self, conn: &mut Connection, references: bool) -> Result<()> {
+        if self.foreign_keys_possible.get() != Some(true) && references {
             self.foreign_keys_possible.set(Some(true));
             self.install(conn)?;
         }
@@ -1489,7 +1533,7 @@ fn may_change_schema(action: &AuthAction<'_>) -> bool {
 
 /// Whether a table's SQL may declare a foreign key.
 fn mentions_references(sql: &str) -> bool {
-    contains_ignore_case(sql, "references")
+    Mentions::of(sql).references
 }
 
 /// Whether a table's SQL may name `table` (as the parent of a foreign key).
@@ -1673,6 +1717,42 @@ pub(crate) fn ms(d: Duration) -> f64 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    /// The one-pass scan finds each word in any case, anywhere, and only
+    /// whole spellings of it.
+    #[test]
+    fn mentions_finds_each_word() {
+        let none = Mentions::default();
+        let refs = Mentions {
+            references: true,
+            savepoint_control: false,
+        };
+        let control = Mentions {
+            references: false,
+            savepoint_control: true,
+        };
+        let both = Mentions {
+            references: true,
+            savepoint_control: true,
+        };
+        for (sql, expected) in [
+            ("", none),
+            ("r", none),
+            ("CREATE TABLE t (x);", none),
+            ("referencing reference REFERENCE", none),
+            ("rollbac releas", none),
+            ("a INTEGER REFERENCES b(id)", refs),
+            ("a references", refs),
+            ("rreferences", refs),
+            ("ROLLBACK TO sp", control),
+            ("-- release notes", control),
+            ("x rOlLbAcK", control),
+            ("RELEASE sp; CREATE TABLE c (p REFERENCES p)", both),
+            ("é references rollback é", both),
+        ] {
+            assert_eq!(Mentions::of(sql), expected, "{sql:?}");
+        }
+    }
 
     /// The search agrees with the obvious one on every placement of the
     /// needle and of partial matches, in both cases, at the edges too.

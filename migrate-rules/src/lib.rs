@@ -317,14 +317,20 @@ pub fn chain(previous: &[u8; 32], checksum: &[u8; 32]) -> [u8; 32] {
 
 /// 64 lowercase hexadecimal characters.
 pub fn hex(bytes: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(64);
+    hex_to(bytes, &mut out);
+    out
+}
+
+/// [`hex`] into `out`, replacing what it held (a buffer that is reused
+/// allocates once).
+pub fn hex_to(bytes: &[u8; 32], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 15)];
+    out.clear();
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
-    // Every byte is an ASCII digit or letter.
-    out.iter().copied().map(char::from).collect()
 }
 
 /// The inverse of [`hex`]; `None` unless `s` is 64 hexadecimal characters.
