@@ -322,6 +322,36 @@ fn no_transaction_directive_runs_vacuum_and_marks_the_history() {
     assert_eq!(user_version(&conn), 3);
     assert_eq!(history(&conn)[1], (2, "vacuum".into(), "applied".into()));
 
+    // The first migration of a new database may be one too: the history
+    // table is created with its "started" mark. In single-transaction mode
+    // it is refused before anything is written.
+    for single in [false, true] {
+        let (_d, m) = load(&[
+            (
+                "001_wal.sql",
+                "-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
+            ),
+            ("002_users.sql", USERS),
+        ]);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut conn = Connection::open(file.path()).unwrap();
+        let err = m.migrator().single_transaction(single).migrate(&mut conn);
+        if single {
+            // Refused before anything is written.
+            assert!(err.is_err());
+            assert_eq!(count(&conn, "sqlite_master"), 0);
+            continue;
+        }
+        err.unwrap();
+        assert_eq!(user_version(&conn), 2);
+        assert_eq!(history(&conn)[0], (1, "wal".into(), "applied".into()));
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        m.verify(&conn).unwrap();
+    }
+
     // Without the directive, VACUUM fails with advice, and nothing stays.
     let (_d, m) = load(&[("001_users.sql", USERS), ("002_vacuum.sql", "VACUUM;")]);
     let file = tempfile::NamedTempFile::new().unwrap();
