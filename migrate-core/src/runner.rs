@@ -681,6 +681,25 @@ impl<'m> Migrator<'m> {
                         outcome: rolled_back,
                     })?;
             }
+            // A file that wrote `sqlite_master` itself: make SQLite load
+            // the schema it left, so that the checks see it (a schema it
+            // cannot load fails the migration here, before its commit).
+            if let Some(watch) = watch {
+                if watch.schema_edited() {
+                    reload_schema(conn).map_err(|e| Error::Migration {
+                        version: m.version(),
+                        file: m.file_name().to_owned(),
+                        line: migrate_rules::line_of(m.sql(), m.sql().len()),
+                        statement: "(end of file)".to_owned(),
+                        message: format!(
+                            "the file wrote sqlite_master directly (PRAGMA writable_schema), and \
+                             SQLite cannot load the schema it left: {e}"
+                        ),
+                        hint: Hint::None,
+                        outcome: rolled_back,
+                    })?;
+                }
+            }
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
             if let Some(watch) = watch.filter(|_| foreign_keys) {
@@ -1291,6 +1310,10 @@ struct Seen {
     step_parents: BTreeSet<String>,
     /// A statement since the last read of the schema may have changed it.
     schema_changed: bool,
+    /// A statement of this step set `PRAGMA writable_schema`, after which
+    /// the file may write `sqlite_master` itself: which tables it changed
+    /// is not known.
+    step_schema_edited: bool,
 }
 
 impl TableWatch {
@@ -1349,13 +1372,22 @@ impl TableWatch {
                 _ => (None, false, false),
             };
             let schema = may_change_schema(&ctx.action);
+            // A file can write sqlite_master only after setting `PRAGMA
+            // writable_schema` (CREATE, ALTER and DROP are reported as
+            // writes to it too, so the writes themselves do not tell).
+            let edited = matches!(
+                ctx.action,
+                AuthAction::Pragma { pragma_name, pragma_value: Some(_) }
+                    if pragma_name.eq_ignore_ascii_case("writable_schema")
+            );
             let table = table.filter(|t| !t.starts_with("sqlite_") && *t != state::HISTORY_TABLE);
             // Most actions (every column read) record nothing: no lock.
-            if !schema && table.is_none() {
+            if !schema && !edited && table.is_none() {
                 return Authorization::Allow;
             }
             let mut seen = lock(&sink);
             seen.schema_changed |= schema;
+            seen.step_schema_edited |= edited;
             if let Some(table) = table {
                 note_table(&mut seen.run, table);
                 if child {
@@ -1393,7 +1425,13 @@ impl TableWatch {
         let mut seen = lock(&self.seen);
         seen.step_children.clear();
         seen.step_parents.clear();
+        seen.step_schema_edited = false;
         Ok(())
+    }
+
+    /// Whether a statement of this step wrote `sqlite_master` itself.
+    fn schema_edited(&self) -> bool {
+        lock(&self.seen).step_schema_edited
     }
 
     /// The tables and their SQL now: the last read, or a new one if a
@@ -1418,11 +1456,15 @@ impl TableWatch {
     /// one whose SQL names a parent can point to it, so the others are left
     /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (written, parents) = {
+        let (written, parents, edited) = {
             let seen = lock(&self.seen);
-            (seen.step_children.clone(), seen.step_parents.clone())
+            (
+                seen.step_children.clone(),
+                seen.step_parents.clone(),
+                seen.step_schema_edited,
+            )
         };
-        if (written.is_empty() && parents.is_empty())
+        if (written.is_empty() && parents.is_empty() && !edited)
             || self.foreign_keys_possible.get() == Some(false)
         {
             return Ok(Vec::new());
@@ -1436,7 +1478,10 @@ impl TableWatch {
             .flatten()
             .filter(|(_, sql)| mentions_references(sql));
         for (table, sql) in with_keys {
-            let mut check = written.iter().any(|w| w.eq_ignore_ascii_case(table))
+            // A table whose SQL was edited in place may have any foreign
+            // key now: check every table that can have one.
+            let mut check = edited
+                || written.iter().any(|w| w.eq_ignore_ascii_case(table))
                 || parents.iter().any(|p| p.eq_ignore_ascii_case(table));
             if !check && parents.iter().any(|p| may_name(sql, p)) {
                 let pragma = format!(
@@ -1529,6 +1574,22 @@ fn may_change_schema(action: &AuthAction<'_>) -> bool {
         | AuthAction::Delete { table_name } => table_name.starts_with("sqlite_"),
         _ => true,
     }
+}
+
+/// Makes SQLite load the main database's schema again, as SQLite's own
+/// recipe for editing `sqlite_master` does: one more `schema_version`.
+fn reload_schema(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA main.schema_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "PRAGMA main.schema_version = {}",
+        version.wrapping_add(1)
+    ))?;
+    // Any statement now reads the schema again; this one fails if SQLite
+    // cannot.
+    conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|_| ())
 }
 
 /// Whether a table's SQL may declare a foreign key.

@@ -41,6 +41,15 @@ fn table_exists(conn: &Connection, name: &str) -> bool {
         > 0
 }
 
+fn foreign_keys_of(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_foreign_key_list(?1)",
+        [table],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn fk(conn: &Connection) -> bool {
     conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
         .unwrap()
@@ -401,6 +410,84 @@ fn a_migration_that_creates_the_history_table_is_refused() {
         err.to_string()
             .contains("must not create a table of that name"),
         "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+}
+
+/// SQLite's recipe for schema changes ALTER TABLE cannot make: edit the
+/// table's SQL in `sqlite_master` under `PRAGMA writable_schema`. A foreign
+/// key added that way is checked like any other (the run makes SQLite load
+/// the edited schema first, so it does not matter whether the file bumped
+/// `schema_version` as the recipe says), and an edit SQLite cannot load is
+/// refused before its commit.
+#[test]
+fn a_foreign_key_added_by_editing_the_schema_is_checked() {
+    let tables = "CREATE TABLE parent (id INTEGER PRIMARY KEY);\n\
+                  CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER);\n\
+                  INSERT INTO parent VALUES (1);\n\
+                  INSERT INTO child VALUES (1, 1), (2, 42);\n";
+    let edit = |bump: &str| {
+        format!(
+            "PRAGMA writable_schema = ON;\n\
+             UPDATE sqlite_master SET sql = 'CREATE TABLE child (id INTEGER PRIMARY KEY, \
+             parent_id INTEGER REFERENCES parent (id))' WHERE type = 'table' AND name = 'child';\n\
+             {bump}\
+             PRAGMA writable_schema = OFF;\n"
+        )
+    };
+    for bump in ["", "PRAGMA schema_version = 1000;\n"] {
+        for single in [false, true] {
+            let edit = edit(bump);
+            let (_d, m) = load(&[("001_tables.sql", tables), ("002_edit.sql", &edit)]);
+            let mut conn = Connection::open_in_memory().unwrap();
+            m.migrate_to(&mut conn, 1).unwrap();
+            let before = snapshot(&conn);
+            let err = m
+                .migrator()
+                .single_transaction(single)
+                .migrate(&mut conn)
+                .unwrap_err();
+            match &err {
+                Error::ForeignKeyViolation {
+                    version,
+                    violations,
+                    ..
+                } => {
+                    assert_eq!(*version, 2, "{err}");
+                    assert_eq!(violations.len(), 1, "{err}");
+                    assert!(violations[0].contains("child row 2"), "{err}");
+                }
+                other => panic!("bump={bump:?} single={single}: {other}"),
+            }
+            assert_eq!(snapshot(&conn), before, "bump={bump:?} single={single}");
+            // The connection still sees the schema as it is on disk.
+            let keys = foreign_keys_of(&conn, "child");
+            assert_eq!(keys, 0);
+        }
+    }
+    // Without the orphan row, the same edit applies.
+    let fixed = tables.replace("(2, 42)", "(2, 1)");
+    let (_d, m) = load(&[("001_tables.sql", &fixed), ("002_edit.sql", &edit(""))]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    let keys = foreign_keys_of(&conn, "child");
+    assert_eq!(keys, 1);
+
+    // An edit SQLite cannot load is refused, naming the file.
+    let broken = "PRAGMA writable_schema = ON;\n\
+                  UPDATE sqlite_master SET sql = 'CREATE TABLE child (id INTEGER PRIMARY KEY,' \
+                  WHERE type = 'table' AND name = 'child';\n\
+                  PRAGMA writable_schema = OFF;\n\
+                  -- REFERENCES: makes the run watch this file\n";
+    let (_d, m) = load(&[("001_tables.sql", &fixed), ("002_broken.sql", broken)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("002_broken.sql") && message.contains("cannot load the schema"),
+        "{message}"
     );
     assert_eq!(snapshot(&conn), before);
 }
