@@ -615,8 +615,13 @@ impl<'m> Migrator<'m> {
         let mut history = HistoryTable {
             exists: has_history,
         };
+        let rolled_back = if self.single_transaction {
+            Outcome::AllRolledBack
+        } else {
+            Outcome::RolledBack
+        };
         if needs_adoption {
-            history.ensure(conn)?;
+            history.ensure(conn, [], rolled_back)?;
             self.adopt(conn, current)?;
             *adopted = Some(current);
         }
@@ -641,7 +646,7 @@ impl<'m> Migrator<'m> {
                 watch.start_migration(conn, mentions.references)?;
             }
             if m.no_transaction() {
-                history.ensure(conn)?;
+                history.ensure(conn, done.iter().map(|&(m, _)| m), rolled_back)?;
                 record_all(
                     conn,
                     done.iter().map(|&(m, d)| (m, duration_us(d))),
@@ -652,11 +657,6 @@ impl<'m> Migrator<'m> {
             }
             let t0 = Instant::now();
             log::debug!("applying migration {} ({})", m.version(), m.file_name());
-            let rolled_back = if self.single_transaction {
-                Outcome::AllRolledBack
-            } else {
-                Outcome::RolledBack
-            };
             // In one transaction for several files, a file that says
             // ROLLBACK or RELEASE runs in a savepoint of its own: rolling back
             // to, or releasing, a savepoint of an earlier file (undoing part
@@ -709,7 +709,7 @@ impl<'m> Migrator<'m> {
             done.push((m, duration));
             note_applied(applied, m, duration);
         }
-        history.ensure(conn)?;
+        history.ensure(conn, done.iter().map(|&(m, _)| m), rolled_back)?;
         record_all(
             conn,
             done.iter().map(|&(m, d)| (m, duration_us(d))),
@@ -889,26 +889,38 @@ impl<'m> Migrator<'m> {
     }
 }
 
-/// The error of a read that failed, or of [`check_whole_pages`] if the
-/// file is a database that is not a whole number of pages.
+/// The error of a read that failed, or the one of [`check_whole_pages`] if
+/// the file is a database that is not a whole number of pages.
 fn cut_short(conn: &Connection, e: Error) -> Error {
     if let Error::Sqlite { cause, .. } = &e {
-        if cause.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        if crate::error::code(cause) == Some(rusqlite::ErrorCode::NotADatabase) {
             return e; // no page size to speak of
         }
     }
-    check_whole_pages(conn).err().unwrap_or(e)
+    match not_whole_pages(conn) {
+        Ok(Some(cut)) => cut,
+        _ => e,
+    }
 }
 
 /// A database file is a whole number of pages. A file cut short inside its
 /// last page reads as zeros there, and SQLite notices only when it reads
 /// those cells, after a migration was written onto it: refuse it first.
 fn check_whole_pages(conn: &Connection) -> Result<()> {
+    match not_whole_pages(conn)? {
+        Some(cut) => Err(cut),
+        None => Ok(()),
+    }
+}
+
+/// The error to give when the database file is not a whole number of
+/// pages, if it is not.
+fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
-        return Ok(()); // in memory or temporary
+        return Ok(None); // in memory or temporary
     };
     let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
-        return Ok(());
+        return Ok(None);
     };
     let page_size: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
@@ -916,7 +928,7 @@ fn check_whole_pages(conn: &Connection) -> Result<()> {
     let page_size = u64::try_from(page_size).unwrap_or(0);
     // SQLite reads a file of 0 or 1 byte as an empty database.
     if len > 1 && page_size > 0 && len % page_size != 0 {
-        return Err(Error::sqlite(
+        return Ok(Some(Error::sqlite(
             format!(
                 "the database file {path} is {len} bytes, not a whole number of {page_size}-byte \
                  pages: it was cut short or damaged; nothing was applied: restore a backup"
@@ -925,9 +937,9 @@ fn check_whole_pages(conn: &Connection) -> Result<()> {
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
                 None,
             ),
-        ));
+        )));
     }
-    Ok(())
+    Ok(None)
 }
 
 fn note_applied<'m>(
@@ -982,31 +994,34 @@ impl Mentions {
 
 /// `needle` (ASCII) anywhere in `text`, in any case.
 fn contains_ignore_case(text: &str, needle: &str) -> bool {
-    let (text, needle) = (text.as_bytes(), needle.as_bytes());
+    find_ignore_case(text, needle).is_some()
+}
+
+/// Where `needle` (ASCII) first is in `text`, in any case.
+fn find_ignore_case(text: &str, needle: &str) -> Option<usize> {
+    let (bytes, needle) = (text.as_bytes(), needle.as_bytes());
     let Some((&first, rest)) = needle.split_first() else {
-        return true;
+        return Some(0);
     };
-    let Some(last_start) = text.len().checked_sub(needle.len()) else {
-        return false;
-    };
+    let last_start = bytes.len().checked_sub(needle.len())?;
     // Find each candidate by its first byte in a tight loop, then compare
     // the rest: every pending file is scanned at each run.
     let first = first.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(at) = text[from..=last_start]
+    while let Some(at) = bytes[from..=last_start]
         .iter()
         .position(|b| b.to_ascii_lowercase() == first)
     {
-        let start = from + at + 1;
-        if text[start..start + rest.len()].eq_ignore_ascii_case(rest) {
-            return true;
+        let start = from + at;
+        if bytes[start + 1..start + needle.len()].eq_ignore_ascii_case(rest) {
+            return Some(start);
         }
-        from = start;
+        from = start + 1;
         if from > last_start {
             break;
         }
     }
-    false
+    None
 }
 
 fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
@@ -1118,20 +1133,52 @@ struct HistoryTable {
 }
 
 impl HistoryTable {
-    fn ensure(&mut self, conn: &Connection) -> Result<()> {
+    /// `files`: those this transaction ran, in order; `outcome`: what a
+    /// failure leaves.
+    fn ensure<'a>(
+        &mut self,
+        conn: &Connection,
+        files: impl IntoIterator<Item = &'a Migration>,
+        outcome: Outcome,
+    ) -> Result<()> {
         if self.exists {
             return Ok(());
         }
         // Without IF NOT EXISTS: it did not exist when the transaction
-        // began, so a table of that name now is a migration's, and is
-        // refused rather than written into.
-        conn.execute_batch(CREATE_HISTORY).map_err(|e| {
-            Error::sqlite(
-                "cannot create the history table `_migrate_history` (a migration must not \
-                 create a table of that name)",
+        // began, so a table of that name now is a file's, and is refused
+        // rather than written into.
+        if let Err(e) = conn.execute_batch(CREATE_HISTORY) {
+            let taken = e.to_string().contains("already exists");
+            let by = files
+                .into_iter()
+                .find_map(|m| find_ignore_case(m.sql(), state::HISTORY_TABLE).map(|at| (m, at)));
+            if let (true, Some((m, at))) = (taken, by) {
+                let sql = m.sql();
+                let start = sql[..at].rfind('\n').map_or(0, |i| i + 1);
+                let statement = sql[start..].lines().next().unwrap_or("").trim();
+                return Err(Error::Migration {
+                    version: m.version(),
+                    file: m.file_name().to_owned(),
+                    line: migrate_rules::line_of(sql, at),
+                    statement: shorten(statement),
+                    message: format!(
+                        "the file makes a table named {}, the name of the history table the \
+                         framework keeps; give the table another name",
+                        state::HISTORY_TABLE
+                    ),
+                    hint: Hint::None,
+                    outcome,
+                });
+            }
+            let what = match outcome {
+                Outcome::AllRolledBack => "every migration of this run was rolled back",
+                _ => "the migration was rolled back",
+            };
+            return Err(Error::sqlite(
+                format!("cannot create the history table `_migrate_history` ({what})"),
                 e,
-            )
-        })?;
+            ));
+        }
         self.exists = true;
         Ok(())
     }
@@ -1145,7 +1192,8 @@ fn record_all<'a>(
     state: &str,
 ) -> Result<()> {
     let mut stmt = None;
-    // The rows of one transaction are applied when it commits, together.
+    // The rows written together are applied together, when their
+    // transaction commits.
     let applied_at = now_utc();
     let (mut checksum, mut chain) = (String::new(), String::new());
     for (m, duration_us) in rows {
@@ -1594,7 +1642,7 @@ fn reload_schema(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Whether a table's SQL may declare a foreign key.
 fn mentions_references(sql: &str) -> bool {
-    Mentions::of(sql).references
+    contains_ignore_case(sql, "references")
 }
 
 /// Whether a table's SQL may name `table` (as the parent of a foreign key).

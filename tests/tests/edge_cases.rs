@@ -364,54 +364,90 @@ fn a_lock_file_saved_with_crlf_or_a_bom_still_reads() {
 }
 
 /// The history table is created in the first write transaction after that
-/// transaction's files: a file that makes a table of that name is refused,
-/// not written into, and the database stays as it was.
+/// transaction's files: a file that makes a table of that name is refused
+/// with an error that names it, not written into, and the database stays
+/// as it was.
 #[test]
 fn a_migration_that_creates_the_history_table_is_refused() {
     let fake = "CREATE TABLE _migrate_history (anything TEXT);";
-    for single in [false, true] {
-        let (_d, m) = load(&[("001_users.sql", USERS), ("002_fake.sql", fake)]);
+    let quiet =
+        "-- keeps its own log\nCREATE TABLE IF NOT EXISTS _Migrate_History (anything TEXT);";
+    for (single, first, sql) in [
+        (false, false, fake),
+        (true, false, fake),
+        (false, true, fake),
+        (true, true, quiet),
+        (false, true, quiet),
+    ] {
+        let files: Vec<(&str, &str)> = if first {
+            vec![("001_fake.sql", sql), ("002_users.sql", USERS)]
+        } else {
+            vec![("001_users.sql", USERS), ("002_fake.sql", sql)]
+        };
+        let (_d, m) = load(&files);
         let mut conn = Connection::open_in_memory().unwrap();
+        let before = snapshot(&conn);
+        let err = m
+            .migrator()
+            .single_transaction(single)
+            .migrate(&mut conn)
+            .unwrap_err();
+        let case = format!("single={single} first={first} {sql:?}");
+        let (file, line) = if first {
+            ("001_fake.sql", if sql == quiet { 2 } else { 1 })
+        } else {
+            ("002_fake.sql", 1)
+        };
+        match &err {
+            Error::Migration {
+                file: named,
+                line: at,
+                ..
+            } => {
+                assert_eq!((named.as_str(), *at), (file, line), "{case}: {err}");
+            }
+            other => panic!("{case}: {other}"),
+        }
+        if single || first {
+            // Nothing was committed.
+            assert_eq!(snapshot(&conn), before, "{case}");
+        } else {
+            // Migration 1 committed with its history (the table exists),
+            // so migration 2's CREATE fails at its own statement.
+            assert!(err.to_string().contains("already exists"), "{case}: {err}");
+            assert_eq!(m.status(&conn).unwrap().version(), 1);
+            m.verify(&conn).unwrap();
+        }
+    }
+}
+
+/// When the history table cannot be created for another reason (here a
+/// full database), no file is blamed and the error says what was rolled
+/// back; nothing stays.
+#[test]
+fn a_history_table_that_does_not_fit_rolls_the_transaction_back() {
+    for single in [false, true] {
+        let (_d, m) = load(&[("001_users.sql", USERS)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        // Page 1 and the two pages of `users` (its table and its index).
+        conn.execute_batch("PRAGMA max_page_count = 3").unwrap();
+        let before = snapshot(&conn);
         let err = m
             .migrator()
             .single_transaction(single)
             .migrate(&mut conn)
             .unwrap_err();
         let message = err.to_string();
-        if single {
-            assert!(
-                message.contains("_migrate_history")
-                    && message.contains("must not create a table of that name"),
-                "{message}"
-            );
-            // All or nothing: not even migration 1.
-            assert!(!table_exists(&conn, "users"));
-            assert!(!table_exists(&conn, "_migrate_history"));
-            assert_eq!(m.status(&conn).unwrap().version(), 0);
-        } else {
-            // Migration 1 committed with its history (the table exists),
-            // so migration 2's CREATE fails at its own line.
-            assert!(
-                message.contains("002_fake.sql:1") && message.contains("already exists"),
-                "{message}"
-            );
-            assert!(table_exists(&conn, "users"));
-            assert_eq!(m.status(&conn).unwrap().version(), 1);
-            m.verify(&conn).unwrap();
-        }
+        assert!(matches!(err, Error::Sqlite { .. }), "{message}");
+        assert!(
+            message.contains("cannot create the history table")
+                && message.contains("rolled back")
+                && message.contains("full")
+                && !message.contains("001_users.sql"),
+            "single={single}: {message}"
+        );
+        assert_eq!(snapshot(&conn), before);
     }
-    // A first file that makes it, one transaction per file: refused, and
-    // nothing stays.
-    let (_d, m) = load(&[("001_fake.sql", fake)]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    let before = snapshot(&conn);
-    let err = m.migrate(&mut conn).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("must not create a table of that name"),
-        "{err}"
-    );
-    assert_eq!(snapshot(&conn), before);
 }
 
 /// SQLite's recipe for schema changes ALTER TABLE cannot make: edit the
