@@ -646,12 +646,7 @@ impl<'m> Migrator<'m> {
                 watch.start_migration(conn, mentions.references)?;
             }
             if m.no_transaction() {
-                history.ensure(conn, done.iter().map(|&(m, _)| m), rolled_back)?;
-                record_all(
-                    conn,
-                    done.iter().map(|&(m, d)| (m, duration_us(d))),
-                    state::STATE_APPLIED,
-                )?;
+                history.record_applied(conn, &done, rolled_back)?;
                 record_all(conn, [(m, 0)], state::STATE_STARTED)?;
                 return Ok((Step::NoTransaction(m), seen));
             }
@@ -668,35 +663,32 @@ impl<'m> Migrator<'m> {
             }
             run_statements(conn, m, Some(rolled_back))?;
             if fenced {
-                conn.execute_batch("RELEASE _migrate_file")
-                    .map_err(|e| Error::Migration {
-                        version: m.version(),
-                        file: m.file_name().to_owned(),
-                        line: migrate_rules::line_of(m.sql(), m.sql().len()),
-                        statement: "(end of file)".to_owned(),
-                        message: format!(
+                conn.execute_batch("RELEASE _migrate_file").map_err(|e| {
+                    at_end_of(
+                        m,
+                        format!(
                             "the file rolled back to or released a savepoint it did not create ({e})"
                         ),
-                        hint: Hint::TransactionControl,
-                        outcome: rolled_back,
-                    })?;
+                        Hint::TransactionControl,
+                        rolled_back,
+                    )
+                })?;
             }
             // A file that wrote `sqlite_master` itself: make SQLite load
             // the schema it left, so that the checks see it (a schema it
             // cannot load fails the migration here, before its commit).
             if let Some(watch) = watch {
                 if watch.schema_edited() {
-                    reload_schema(conn).map_err(|e| Error::Migration {
-                        version: m.version(),
-                        file: m.file_name().to_owned(),
-                        line: migrate_rules::line_of(m.sql(), m.sql().len()),
-                        statement: "(end of file)".to_owned(),
-                        message: format!(
-                            "the file wrote sqlite_master directly (PRAGMA writable_schema), and \
-                             SQLite cannot load the schema it left: {e}"
-                        ),
-                        hint: Hint::None,
-                        outcome: rolled_back,
+                    reload_schema(conn).map_err(|e| {
+                        at_end_of(
+                            m,
+                            format!(
+                                "the file wrote sqlite_master directly (PRAGMA writable_schema), \
+                                 and SQLite cannot load the schema it left: {e}"
+                            ),
+                            Hint::None,
+                            rolled_back,
+                        )
                     })?;
                 }
             }
@@ -709,12 +701,7 @@ impl<'m> Migrator<'m> {
             done.push((m, duration));
             note_applied(applied, m, duration);
         }
-        history.ensure(conn, done.iter().map(|&(m, _)| m), rolled_back)?;
-        record_all(
-            conn,
-            done.iter().map(|&(m, d)| (m, duration_us(d))),
-            state::STATE_APPLIED,
-        )?;
+        history.record_applied(conn, &done, rolled_back)?;
         let Some(&last) = batch.last() else {
             return Ok((Step::Done(current), seen));
         };
@@ -774,17 +761,14 @@ impl<'m> Migrator<'m> {
         let duration = t0.elapsed();
         if !conn.is_autocommit() {
             rollback(conn);
-            return Err(Error::Migration {
-                version: m.version(),
-                file: m.file_name().to_owned(),
-                line: migrate_rules::line_of(m.sql(), m.sql().len()),
-                statement: "(end of file)".to_owned(),
-                message: "the file ends inside a transaction it began (the open transaction was \
-                          rolled back); end it with COMMIT"
+            return Err(at_end_of(
+                m,
+                "the file ends inside a transaction it began (the open transaction was rolled \
+                 back); end it with COMMIT"
                     .to_owned(),
-                hint: Hint::None,
-                outcome: Outcome::PartlyApplied,
-            });
+                Hint::None,
+                Outcome::PartlyApplied,
+            ));
         }
         begin_immediate(conn, self.lock_timeout)?;
         let marked = conn
@@ -1181,6 +1165,35 @@ impl HistoryTable {
         }
         self.exists = true;
         Ok(())
+    }
+
+    /// The rows of the files this transaction applied (with how long each
+    /// took), creating the table first if needed.
+    fn record_applied(
+        &mut self,
+        conn: &Connection,
+        done: &[(&Migration, Duration)],
+        outcome: Outcome,
+    ) -> Result<()> {
+        self.ensure(conn, done.iter().map(|&(m, _)| m), outcome)?;
+        record_all(
+            conn,
+            done.iter().map(|&(m, d)| (m, duration_us(d))),
+            state::STATE_APPLIED,
+        )
+    }
+}
+
+/// A migration's error found after its last statement.
+fn at_end_of(m: &Migration, message: String, hint: Hint, outcome: Outcome) -> Error {
+    Error::Migration {
+        version: m.version(),
+        file: m.file_name().to_owned(),
+        line: migrate_rules::line_of(m.sql(), m.sql().len()),
+        statement: "(end of file)".to_owned(),
+        message,
+        hint,
+        outcome,
     }
 }
 
