@@ -77,16 +77,20 @@ pub enum Error {
 
     /// A statement of a migration failed. The migration was rolled back.
     #[error(
-        "migration {version} failed at {file}:{line} (statement `{statement}`): {message}{hint}; \
-         {outcome}"
+        "migration {version} failed at {file}:{line} ({}): {message}{hint}; {outcome}",
+        statement_at(.line, .statement_line, .statement)
     )]
     Migration {
         /// The version.
         version: u32,
         /// The file name.
         file: String,
-        /// The 1-based line where the failing statement starts.
+        /// The 1-based line of the error: where SQLite located it (the
+        /// token it stopped at, for a syntax error or an unknown name),
+        /// otherwise where the failing statement starts.
         line: usize,
+        /// The 1-based line where the failing statement starts.
+        statement_line: usize,
         /// The first line of the failing statement.
         statement: String,
         /// SQLite's message.
@@ -127,7 +131,7 @@ pub enum Error {
     },
 
     /// The migration files are not valid (from [`crate::Migrations::from_dir`]).
-    #[error("invalid migrations in {dir}: {}", problems.join("; "))]
+    #[error("invalid migrations in \"{dir}\"{}", ProblemList(.problems))]
     Source {
         /// The directory.
         dir: String,
@@ -208,6 +212,73 @@ pub enum Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// The problems of [`Error::Source`]: after a colon if there is one,
+/// otherwise numbered, one per line (each message has semicolons of its
+/// own).
+struct ProblemList<'a>(&'a [String]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, ": {one}"),
+            many => {
+                write!(f, " ({} problems):", many.len())?;
+                for (i, problem) in many.iter().enumerate() {
+                    write!(f, "\n  {}. {problem}", i + 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// [`Error::Source`] for the rule errors found in `dir`. A problem with the
+/// directory itself is not prefixed with its path a second time.
+pub(crate) fn source_error(dir: &std::path::Path, problems: &[migrate_rules::RuleError]) -> Error {
+    let dir = dir.display().to_string();
+    let problems = problems
+        .iter()
+        .map(|p| {
+            if p.file == dir && p.line.is_none() {
+                p.message.clone()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect();
+    Error::Source { dir, problems }
+}
+
+/// The statement part of [`Error::Migration`]'s message: its first line,
+/// and the line it starts on when the error is on another one.
+struct StatementAt<'a> {
+    line: usize,
+    statement_line: usize,
+    statement: &'a str,
+}
+
+fn statement_at<'a>(line: &usize, statement_line: &usize, statement: &'a str) -> StatementAt<'a> {
+    StatementAt {
+        line: *line,
+        statement_line: *statement_line,
+        statement,
+    }
+}
+
+impl fmt::Display for StatementAt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == self.statement_line {
+            write!(f, "statement `{}`", self.statement)
+        } else {
+            write!(
+                f,
+                "in the statement from line {}: `{}`",
+                self.statement_line, self.statement
+            )
+        }
     }
 }
 

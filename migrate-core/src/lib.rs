@@ -106,6 +106,22 @@ pub use report::{Applied, IntegrityOutcome, Report, Status};
 pub use runner::{AutoVacuum, IntegrityCheck, JournalMode, Migrator};
 pub use state::HistoryRow;
 
+/// The rusqlite this crate is built with, for a program that would rather
+/// not name its version: `migrate_core::rusqlite::Connection` is the type
+/// [`Migrations::migrate`] takes. (Its SQLite comes from rusqlite's
+/// `bundled` feature if any crate of the program enables it, otherwise
+/// from the system.)
+///
+/// ```
+/// use migrate_core::rusqlite::Connection;
+///
+/// let conn = Connection::open_in_memory()?;
+/// let version: String = conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))?;
+/// assert!(version.starts_with("3."));
+/// # Ok::<(), migrate_core::rusqlite::Error>(())
+/// ```
+pub use rusqlite;
+
 /// Embeds a directory of migrations at compile time.
 ///
 /// The path is relative to the calling crate's `Cargo.toml`. The macro reads

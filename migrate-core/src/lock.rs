@@ -20,15 +20,8 @@ use std::path::Path;
 
 use migrate_rules::{LockFile, LOCK_FILE_NAME};
 
-use crate::error::{Error, Result};
+use crate::error::{source_error, Error, Result};
 use crate::migration::Migrations;
-
-fn source_error(dir: &Path, problems: Vec<migrate_rules::RuleError>) -> Error {
-    Error::Source {
-        dir: dir.display().to_string(),
-        problems: problems.iter().map(ToString::to_string).collect(),
-    }
-}
 
 fn write(dir: &Path, text: &str) -> Result<()> {
     let path = dir.join(LOCK_FILE_NAME);
@@ -61,8 +54,8 @@ fn write(dir: &Path, text: &str) -> Result<()> {
 /// migration that changed, or a lock file that cannot be written.
 pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
     let dir = dir.as_ref();
-    let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, p))?;
-    let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, vec![p]))? {
+    let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, &p))?;
+    let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? {
         Some((lock, text)) => (lock, Some(text)),
         None => (LockFile::default(), None),
     };
@@ -89,8 +82,8 @@ pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
 /// has no such version.
 pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<()> {
     let dir = dir.as_ref();
-    let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, p))?;
-    let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, vec![p]))? else {
+    let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, &p))?;
+    let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? else {
         return Err(Error::Source {
             dir: dir.display().to_string(),
             problems: vec![format!(
@@ -102,7 +95,8 @@ pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<
         LockFile::relocked(&text, &lock, &loaded, version).ok_or_else(|| Error::Source {
             dir: dir.display().to_string(),
             problems: vec![format!(
-                "{LOCK_FILE_NAME}: version {version} is not locked, or has no file"
+                "{LOCK_FILE_NAME}: cannot replace the checksum of version {version}: the lock does \
+                 not list it, or its file is missing; pass a version the lock lists"
             )],
         })?;
     write(dir, &new_text)?;

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{source_error, Result};
 
 /// The SHA-256 checksum of a migration file, after removing a leading BOM
 /// and turning CRLF into LF. Displays as 64 lowercase hex characters.
@@ -166,15 +166,13 @@ impl Migrations {
     ///
     /// # Errors
     ///
-    /// [`Error::Source`], listing every problem with the directory or its
+    /// [`Error::Source`](crate::Error::Source), listing every problem with the directory or its
     /// files (missing directory, bad name, duplicate, gap, empty file,
     /// unknown directive, non-UTF-8, unreadable file), each naming its file.
     pub fn from_dir(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let loaded = migrate_rules::load_dir(path).map_err(|problems| Error::Source {
-            dir: path.display().to_string(),
-            problems: problems.iter().map(ToString::to_string).collect(),
-        })?;
+        let loaded =
+            migrate_rules::load_dir(path).map_err(|problems| source_error(path, &problems))?;
         let list = loaded
             .into_iter()
             .map(|m| Migration {

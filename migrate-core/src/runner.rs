@@ -1144,6 +1144,7 @@ impl HistoryTable {
                     version: m.version(),
                     file: m.file_name().to_owned(),
                     line: migrate_rules::line_of(sql, at),
+                    statement_line: migrate_rules::line_of(sql, start),
                     statement: shorten(statement),
                     message: format!(
                         "the file makes a table named {}, the name of the history table the \
@@ -1190,6 +1191,7 @@ fn at_end_of(m: &Migration, message: String, hint: Hint, outcome: Outcome) -> Er
         version: m.version(),
         file: m.file_name().to_owned(),
         line: migrate_rules::line_of(m.sql(), m.sql().len()),
+        statement_line: migrate_rules::line_of(m.sql(), m.sql().len()),
         statement: "(end of file)".to_owned(),
         message,
         hint,
@@ -1697,7 +1699,8 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
         if start >= sql.len() {
             return Ok(());
         }
-        let fail = |message: String, hint: Hint| {
+        // `at`: where in the file SQLite located the error, if it did.
+        let fail_at = |message: String, hint: Hint, at: Option<usize>| {
             let outcome = if let Some(outcome) = rolled_back {
                 outcome
             } else if first {
@@ -1706,16 +1709,19 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                 Outcome::PartlyApplied
             };
             let statement = sql[start..].lines().next().unwrap_or("").trim_end();
+            let statement_line = migrate_rules::line_of(sql, start);
             Error::Migration {
                 version: m.version(),
                 file: m.file_name().to_owned(),
-                line: migrate_rules::line_of(sql, start),
+                line: at.map_or(statement_line, |at| migrate_rules::line_of(sql, at)),
+                statement_line,
                 statement: shorten(statement),
                 message,
                 hint,
                 outcome,
             }
         };
+        let fail = |message: String, hint: Hint| fail_at(message, hint, None);
         if in_transaction && is_transaction_control(sql, start) {
             return Err(fail(
                 "a statement that would end or nest the framework's transaction".to_owned(),
@@ -1730,7 +1736,10 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                     Hint::None,
                 ))
             }
-            Err(e) => return Err(fail(sqlite_message(&e), hint_for(&e))),
+            Err(e) => {
+                let at = error_offset(&e, &terminated).filter(|&at| at >= start);
+                return Err(fail_at(sqlite_message(&e), hint_for(&e), at));
+            }
         };
         if stmt.parameter_count() > 0 {
             return Err(fail(
@@ -1768,6 +1777,20 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
         }
         first = false;
     }
+}
+
+/// Where in `text` (the whole input of the batch) SQLite located a prepare
+/// error: the token it stopped at, for a syntax error or an unknown name.
+/// SQLite reports it in the text it was given, the rest of the input.
+fn error_offset(e: &rusqlite::Error, text: &str) -> Option<usize> {
+    let rusqlite::Error::SqlInputError { sql, offset, .. } = e else {
+        return None;
+    };
+    if !text.ends_with(sql.as_str()) {
+        return None;
+    }
+    let at = text.len() - sql.len() + usize::try_from(*offset).ok()?;
+    (at < text.len()).then_some(at)
 }
 
 /// Where the next statement's text starts: SQLite's statement text is the

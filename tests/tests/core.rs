@@ -276,6 +276,51 @@ fn a_syntax_error_names_its_line() {
 }
 
 #[test]
+fn an_error_inside_a_long_statement_names_the_line_sqlite_stopped_at() {
+    // (file text, the line SQLite points at, the line the statement starts)
+    let cases = [
+        // A missing comma: SQLite stops at the next column's name.
+        (
+            "CREATE TABLE a (x);\n\nCREATE TABLE post_tags (\n    post_id INTEGER NOT NULL,\n    \
+             tag_id INTEGER NOT NULL\n    note TEXT,\n    PRIMARY KEY (post_id, tag_id)\n);\n",
+            6,
+            3,
+        ),
+        // An unknown column in a multi-line SELECT.
+        (
+            "CREATE TABLE a (x);\nINSERT INTO a (x)\nSELECT x\nFROM a\nWHERE nope > 1;\n",
+            5,
+            2,
+        ),
+        // An unknown column, after a comment with a semicolon in it.
+        (
+            "CREATE TABLE a (x);\n-- note; here\nCREATE INDEX a_y ON a (\n  y\n);\n",
+            4,
+            3,
+        ),
+    ];
+    for (sql, line, statement_line) in cases {
+        let (_d, m) = load(&[("001_t.sql", sql)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        let err = m.migrate(&mut conn).unwrap_err();
+        match &err {
+            Error::Migration {
+                line: l,
+                statement_line: s,
+                ..
+            } => assert_eq!((*l, *s), (line, statement_line), "{sql:?}: {err}"),
+            other => panic!("{sql:?}: unexpected {other:?}"),
+        }
+        let text = err.to_string();
+        let at =
+            format!("failed at 001_t.sql:{line} (in the statement from line {statement_line}: `");
+        assert!(text.contains(&at), "{text}");
+        assert_eq!(schema_dump(&conn), "", "{sql:?}");
+        assert_eq!(user_version(&conn), 0);
+    }
+}
+
+#[test]
 fn transaction_control_in_a_migration_is_refused_before_it_runs() {
     for (file, sql, line) in [
         ("001_commit.sql", "CREATE TABLE a (x);\nCOMMIT;\nCREATE TABLE b (x);", 2),
@@ -1002,12 +1047,34 @@ fn from_dir_errors_are_source_errors_naming_files() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.to_string().starts_with("invalid migrations in "));
-    let err = Migrations::from_dir(dir.path().join("missing")).unwrap_err();
+    // Each problem on a line of its own (their messages have semicolons).
+    let text = err.to_string();
+    let shown = dir.path().display().to_string();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("invalid migrations in \"{shown}\" (2 problems):").as_str()),
+        "{text}"
+    );
     assert!(
-        err.to_string()
-            .contains("the migrations directory does not exist"),
-        "{err}"
+        lines.next().unwrap().starts_with("  1. 003_c.sql: "),
+        "{text}"
+    );
+    assert!(
+        lines.next().unwrap().starts_with("  2. 004_d.sql: "),
+        "{text}"
+    );
+    assert_eq!(lines.next(), None, "{text}");
+    // A missing directory: its path once, and what to do.
+    let missing = dir.path().join("missing");
+    let err = Migrations::from_dir(&missing).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid migrations in \"{}\": the migrations directory does not exist; create it, \
+             or fix the path",
+            missing.display()
+        )
     );
 }
 

@@ -91,7 +91,16 @@ fn replace_released_checksum_changes_one_line_only() {
         .collect();
     assert_eq!(changed.len(), 1);
     assert!(changed[0].0.starts_with("2 002_b.sql ") && changed[0].1.starts_with("2 002_b.sql "));
-    assert!(lock::replace_released_checksum(dir.path(), 9).is_err());
+    // A version the lock does not list: the lock is left as it was.
+    let err = lock::replace_released_checksum(dir.path(), 9).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "migrate.lock: cannot replace the checksum of version 9: the lock does not list it, \
+             or its file is missing; pass a version the lock lists"
+        ),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), after);
 }
 
 #[test]
