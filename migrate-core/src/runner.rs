@@ -643,7 +643,7 @@ impl<'m> Migrator<'m> {
         for &m in batch {
             let mentions = Mentions::of(m.sql());
             if let Some(watch) = watch {
-                watch.start_migration(conn, mentions.references)?;
+                watch.start_migration(conn, mentions)?;
             }
             if m.no_transaction() {
                 history.record_applied(conn, &done, rolled_back)?;
@@ -948,6 +948,9 @@ struct Mentions {
     references: bool,
     /// `ROLLBACK` or `RELEASE`: the file may end a savepoint.
     savepoint_control: bool,
+    /// `REPLACE`: an insert of the file may delete the rows it conflicts
+    /// with (`INSERT OR REPLACE`, `REPLACE INTO`).
+    replace: bool,
 }
 
 impl Mentions {
@@ -955,7 +958,7 @@ impl Mentions {
         let text = sql.as_bytes();
         let mut found = Mentions::default();
         let mut from = 0;
-        // All three words start with R: look only where an R is.
+        // All four words start with R: look only where an R is.
         while let Some(at) = text
             .get(from..)
             .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r'))
@@ -967,7 +970,8 @@ impl Mentions {
             };
             found.references |= starts("references");
             found.savepoint_control |= starts("rollback") || starts("release");
-            if found.references && found.savepoint_control {
+            found.replace |= starts("replace");
+            if found.references && found.savepoint_control && found.replace {
                 break;
             }
             from += at + 1;
@@ -1359,6 +1363,12 @@ struct TableWatch {
     foreign_keys_possible: std::cell::Cell<Option<bool>>,
     /// Whether the authorizer is installed.
     installed: std::cell::Cell<bool>,
+    /// Whether the schema, as last read, says `REPLACE` anywhere (a
+    /// table's `ON CONFLICT REPLACE`, a trigger's `INSERT OR REPLACE`):
+    /// then any insert may delete rows.
+    schema_replaces: std::cell::Cell<bool>,
+    /// Whether this step's file says `REPLACE`.
+    step_replaces: std::cell::Cell<bool>,
 }
 
 #[derive(Default)]
@@ -1371,6 +1381,9 @@ struct Seen {
     /// Tables of this step that may have lost rows their children point
     /// to: deleted from, updated, dropped, altered.
     step_parents: BTreeSet<String>,
+    /// Tables of this step inserted into: they lose rows too when the
+    /// insert replaces the rows it conflicts with.
+    step_inserted: BTreeSet<String>,
     /// A statement since the last read of the schema may have changed it.
     schema_changed: bool,
     /// A statement of this step set `PRAGMA writable_schema`, after which
@@ -1389,8 +1402,11 @@ impl TableWatch {
     ) -> Result<Self> {
         // The schema before the run is needed for `Changed`; for the
         // foreign-key check alone it is read when a migration wrote a table.
+        let mut schema_replaces = false;
         let before = if with_schema {
-            Some(tables(conn)?)
+            let schema = tables(conn)?;
+            schema_replaces = schema.replaces;
+            Some(schema.tables)
         } else {
             None
         };
@@ -1404,6 +1420,8 @@ impl TableWatch {
             seen: Arc::new(Mutex::new(Seen::default())),
             foreign_keys_possible: std::cell::Cell::new(with_keys),
             installed: std::cell::Cell::new(false),
+            schema_replaces: std::cell::Cell::new(schema_replaces),
+            step_replaces: std::cell::Cell::new(false),
         };
         // Without `Changed`, and while no table can have a foreign key,
         // there is nothing to record.
@@ -1421,6 +1439,7 @@ impl TableWatch {
         }
         let sink = Arc::clone(&self.seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let inserted = matches!(ctx.action, AuthAction::Insert { .. });
             let (table, child, parent) = match ctx.action {
                 AuthAction::Insert { table_name } | AuthAction::CreateTable { table_name } => {
                     (Some(table_name), true, false)
@@ -1459,6 +1478,9 @@ impl TableWatch {
                 if parent {
                     note_table(&mut seen.step_parents, table);
                 }
+                if inserted {
+                    note_table(&mut seen.step_inserted, table);
+                }
             }
             Authorization::Allow
         }))
@@ -1479,15 +1501,18 @@ impl TableWatch {
     }
 
     /// Before each migration: forget the previous one's tables, and note
-    /// whether this one may create a foreign key (then watch it).
-    fn start_migration(&self, conn: &mut Connection, references: bool) -> Result<()> {
-        if self.foreign_keys_possible.get() != Some(true) && references {
+    /// whether this one may create a foreign key (then watch it) or
+    /// replace rows.
+    fn start_migration(&self, conn: &mut Connection, mentions: Mentions) -> Result<()> {
+        if self.foreign_keys_possible.get() != Some(true) && mentions.references {
             self.foreign_keys_possible.set(Some(true));
             self.install(conn)?;
         }
+        self.step_replaces.set(mentions.replace);
         let mut seen = lock(&self.seen);
         seen.step_children.clear();
         seen.step_parents.clear();
+        seen.step_inserted.clear();
         seen.step_schema_edited = false;
         Ok(())
     }
@@ -1502,7 +1527,11 @@ impl TableWatch {
     fn current_schema(&self, conn: &Connection) -> Result<()> {
         let changed = std::mem::replace(&mut lock(&self.seen).schema_changed, false);
         if changed || self.schema.borrow().is_none() {
-            let schema = tables(conn)?;
+            let Schema {
+                tables: schema,
+                replaces,
+            } = tables(conn)?;
+            self.schema_replaces.set(replaces);
             if schema.values().any(|sql| mentions_references(sql)) {
                 self.foreign_keys_possible.set(Some(true));
             } else if self.foreign_keys_possible.get().is_none() {
@@ -1519,11 +1548,12 @@ impl TableWatch {
     /// one whose SQL names a parent can point to it, so the others are left
     /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (written, parents, edited) = {
+        let (written, mut parents, inserted, edited) = {
             let seen = lock(&self.seen);
             (
                 seen.step_children.clone(),
                 seen.step_parents.clone(),
+                seen.step_inserted.clone(),
                 seen.step_schema_edited,
             )
         };
@@ -1533,6 +1563,12 @@ impl TableWatch {
             return Ok(Vec::new());
         }
         self.current_schema(conn)?;
+        // An insert that replaces the rows it conflicts with deletes them
+        // (the authorizer reports only the insert): when the file or the
+        // schema says REPLACE, the tables inserted into are parents too.
+        if self.step_replaces.get() || self.schema_replaces.get() {
+            parents.extend(inserted);
+        }
         let context = "cannot read the database's foreign keys";
         let schema = self.schema.borrow();
         let mut scope = Vec::new();
@@ -1667,17 +1703,40 @@ fn may_name(sql: &str, table: &str) -> bool {
     table.contains(['"', '\'', '`', ']']) || contains_ignore_case(sql, table)
 }
 
-fn tables(conn: &Connection) -> Result<BTreeMap<String, String>> {
+/// The main database's tables and their SQL, and whether a table or a
+/// trigger (temporary ones included) says `REPLACE`.
+struct Schema {
+    tables: BTreeMap<String, String>,
+    replaces: bool,
+}
+
+fn tables(conn: &Connection) -> Result<Schema> {
     let context = "cannot read the database's schema";
     let mut stmt = conn
-        .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'")
+        .prepare(
+            "SELECT type = 'table', name, coalesce(sql, '') FROM main.sqlite_master \
+             WHERE type IN ('table', 'trigger') \
+             UNION ALL SELECT 0, name, coalesce(sql, '') FROM temp.sqlite_master \
+             WHERE type = 'trigger'",
+        )
         .map_err(|e| Error::sqlite(context, e))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(|e| Error::sqlite(context, e))?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(|e| Error::sqlite(context, e))?;
-    Ok(rows)
+    let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
+    let mut schema = Schema {
+        tables: BTreeMap::new(),
+        replaces: false,
+    };
+    while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
+        let (is_table, name, sql): (bool, String, String) = (
+            row.get(0).map_err(|e| Error::sqlite(context, e))?,
+            row.get(1).map_err(|e| Error::sqlite(context, e))?,
+            row.get(2).map_err(|e| Error::sqlite(context, e))?,
+        );
+        schema.replaces |= contains_ignore_case(&sql, "replace");
+        if is_table {
+            schema.tables.insert(name, sql);
+        }
+    }
+    Ok(schema)
 }
 
 /// Runs a migration's statements one at a time, as SQLite's parser splits
@@ -1726,6 +1785,20 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
             return Err(fail(
                 "a statement that would end or nest the framework's transaction".to_owned(),
                 Hint::TransactionControl,
+            ));
+        }
+        // SQLite lets some journal-mode changes through inside a
+        // transaction; with `OFF` or `MEMORY`, a later failure could no
+        // longer roll the migration back.
+        if in_transaction
+            && migrate_rules::pragma_assignment(sql, start)
+                .is_some_and(|name| name.eq_ignore_ascii_case("journal_mode"))
+        {
+            return Err(fail(
+                "PRAGMA journal_mode cannot change inside the framework's transaction: SQLite \
+                 could then not roll the migration back"
+                    .to_owned(),
+                Hint::NeedsNoTransaction,
             ));
         }
         let mut stmt = match batch.next() {
@@ -1870,15 +1943,20 @@ mod tests {
         let none = Mentions::default();
         let refs = Mentions {
             references: true,
-            savepoint_control: false,
+            ..none
         };
         let control = Mentions {
-            references: false,
             savepoint_control: true,
+            ..none
         };
         let both = Mentions {
             references: true,
             savepoint_control: true,
+            ..none
+        };
+        let replace = Mentions {
+            replace: true,
+            ..none
         };
         for (sql, expected) in [
             ("", none),
@@ -1894,6 +1972,17 @@ mod tests {
             ("x rOlLbAcK", control),
             ("RELEASE sp; CREATE TABLE c (p REFERENCES p)", both),
             ("é references rollback é", both),
+            ("INSERT OR REPLACE INTO t VALUES (1)", replace),
+            ("replace into t values (1)", replace),
+            ("replac", none),
+            (
+                "RePlAcE references release",
+                Mentions {
+                    references: true,
+                    savepoint_control: true,
+                    replace: true,
+                },
+            ),
         ] {
             assert_eq!(Mentions::of(sql), expected, "{sql:?}");
         }

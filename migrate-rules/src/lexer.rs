@@ -48,6 +48,66 @@ pub fn keywords(sql: &str, from: usize) -> impl Iterator<Item = &str> {
     })
 }
 
+/// If the statement starting at `from` is a `PRAGMA` that sets a value
+/// (`PRAGMA [schema.]name = value` or `PRAGMA [schema.]name(value)`), the
+/// pragma's name as written (without its quotes, if quoted). A pragma that
+/// only reads (`PRAGMA journal_mode;`) gives `None`.
+pub fn pragma_assignment(sql: &str, from: usize) -> Option<&str> {
+    let bytes = sql.as_bytes();
+    let start = skip_space(bytes, from);
+    let end = start
+        + bytes
+            .get(start..)?
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+    if !sql[start..end].eq_ignore_ascii_case("PRAGMA") {
+        return None;
+    }
+    let (mut name, mut next) = name_at(sql, skip_space(bytes, end))?;
+    let after = skip_space(bytes, next);
+    if bytes.get(after) == Some(&b'.') {
+        (name, next) = name_at(sql, skip_space(bytes, after + 1))?;
+    }
+    let after = skip_space(bytes, next);
+    matches!(bytes.get(after), Some(b'=' | b'(')).then_some(name)
+}
+
+/// Skips whitespace and comments (not `;`).
+fn skip_space(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = end_of_line(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = end_of_block(bytes, i),
+            _ => break,
+        }
+    }
+    i
+}
+
+/// The name (identifier) at `from`, unquoted, and where it ends.
+fn name_at(sql: &str, from: usize) -> Option<(&str, usize)> {
+    let bytes = sql.as_bytes();
+    let close = match bytes.get(from)? {
+        b'"' => b'"',
+        b'`' => b'`',
+        b'[' => b']',
+        b'\'' => b'\'',
+        _ => {
+            let len = bytes[from..]
+                .iter()
+                .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80)
+                .count();
+            return (len > 0).then(|| (&sql[from..from + len], from + len));
+        }
+    };
+    let end = end_of_quoted(bytes, from, close);
+    let inner = sql.get(from + 1..end.saturating_sub(1).max(from + 1))?;
+    Some((inner, end))
+}
+
 fn end_of_line(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 mod lexer;
 mod lock;
 
-pub use lexer::{keywords, line_of, skip_trivia};
+pub use lexer::{keywords, line_of, pragma_assignment, skip_trivia};
 pub use lock::{LockEntry, LockFile, LOCK_FILE_NAME};
 
 /// The largest version a migration can have: `PRAGMA user_version` is a

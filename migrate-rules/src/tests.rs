@@ -186,6 +186,36 @@ fn trivia_and_keywords() {
 }
 
 #[test]
+fn pragma_assignments_are_recognized() {
+    for (sql, name) in [
+        ("PRAGMA journal_mode = OFF;", Some("journal_mode")),
+        ("pragma Journal_Mode=memory", Some("Journal_Mode")),
+        (
+            "  -- c\nPRAGMA main.journal_mode = off;",
+            Some("journal_mode"),
+        ),
+        (
+            "PRAGMA \"main\" . \"journal_mode\" /* x */ = wal;",
+            Some("journal_mode"),
+        ),
+        ("PRAGMA [journal_mode]('delete');", Some("journal_mode")),
+        ("PRAGMA user_version = 3;", Some("user_version")),
+        ("PRAGMA table_info(t);", Some("table_info")),
+        // Reads, and other statements.
+        ("PRAGMA journal_mode;", None),
+        ("PRAGMA journal_mode;\n= 1", None),
+        ("PRAGMA main.journal_mode", None),
+        ("SELECT 'PRAGMA journal_mode = OFF';", None),
+        ("PRAGMAX journal_mode = OFF;", None),
+        ("PRAGMA", None),
+        ("PRAGMA \"unterminated", None),
+        ("", None),
+    ] {
+        assert_eq!(pragma_assignment(sql, 0), name, "{sql:?}");
+    }
+}
+
+#[test]
 fn load_dir_orders_by_number_not_text() {
     let dir = dir_with(&[
         ("1_a.sql", "CREATE TABLE a(x);"),
@@ -313,6 +343,17 @@ proptest! {
     #[test]
     fn parse_file_name_never_panics(s in "\\PC*") {
         let _ = parse_file_name(&s);
+    }
+
+    #[test]
+    fn lexer_never_panics(s in "(PRAGMA|pragma|[ .=(\"'`\\[\\]]|--|/\\*|\\*/|\n|;|\\PC){0,24}") {
+        for from in 0..=s.len() {
+            if s.is_char_boundary(from) {
+                let _ = pragma_assignment(&s, from);
+                let _ = skip_trivia(&s, from);
+                let _ = keywords(&s, from).count();
+            }
+        }
     }
 
     #[test]

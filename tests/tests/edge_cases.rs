@@ -527,3 +527,168 @@ fn a_foreign_key_added_by_editing_the_schema_is_checked() {
     );
     assert_eq!(snapshot(&conn), before);
 }
+
+#[test]
+fn a_journal_mode_change_inside_the_transaction_is_refused_and_nothing_applied() {
+    // With the journal off, a failure after the page cache spilled to the
+    // file could not be rolled back: the file is refused before it runs.
+    let bulk = "UPDATE t SET x = 'changed';\n\
+                PRAGMA main.Journal_Mode = OFF;\n\
+                PRAGMA cache_size = 10;\n\
+                CREATE TABLE big (x TEXT);\n\
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)\n\
+                INSERT INTO big SELECT hex(randomblob(100)) FROM n;\n\
+                SELECT * FROM no_such_table;\n";
+    for single in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let (_d, m) = load(&[
+            (
+                "001_t.sql",
+                "CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('keep');",
+            ),
+            ("002_bulk.sql", bulk),
+        ]);
+        let mut conn = Connection::open(&db).unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let before = snapshot(&conn);
+        let err = m
+            .migrator()
+            .single_transaction(single)
+            .migrate(&mut conn)
+            .unwrap_err();
+        match &err {
+            Error::Migration {
+                version: 2,
+                line: 2,
+                ..
+            } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("PRAGMA journal_mode cannot change"), "{text}");
+        assert!(text.contains("-- migrate:no-transaction"), "{text}");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        drop(conn);
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(snapshot(&conn), before);
+    }
+    // Reading it is fine, and a no-transaction file may change it.
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x);\nPRAGMA journal_mode;"),
+        (
+            "002_mode.sql",
+            "-- migrate:no-transaction\nPRAGMA journal_mode = TRUNCATE;",
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("b.db")).unwrap();
+    m.migrate(&mut conn).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "truncate");
+}
+
+/// The rows a database has that break a foreign key.
+fn orphans(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
+    // Each replaces user 1 (same email, another id), whose post then has
+    // no parent. SQLite with foreign keys on would refuse it.
+    let users_replace = "CREATE TABLE users (id INTEGER PRIMARY KEY, \
+                         email TEXT NOT NULL UNIQUE ON CONFLICT REPLACE);";
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            USERS,
+            "INSERT OR REPLACE INTO users (id, email) VALUES (3, 'a@x');",
+            "",
+        ),
+        (
+            USERS,
+            "REPLACE INTO users (id, email) VALUES (3, 'a@x');",
+            "",
+        ),
+        (
+            USERS,
+            "insert or replace into users (id, email) values (3, 'a@x');",
+            "",
+        ),
+        // The table's own conflict clause: the file never says REPLACE.
+        (
+            users_replace,
+            "INSERT INTO users (id, email) VALUES (3, 'a@x');",
+            "",
+        ),
+        // A trigger made before the run does the replacing.
+        (
+            USERS,
+            "INSERT INTO log (email) VALUES ('a@x');",
+            "CREATE TABLE log (email TEXT);\n\
+             CREATE TRIGGER log_user AFTER INSERT ON log BEGIN \
+             INSERT OR REPLACE INTO users (id, email) VALUES (3, NEW.email); END;",
+        ),
+    ];
+    for (users, replace, setup) in cases {
+        for single in [false, true] {
+            let (_d, m) = load(&[
+                ("001_users.sql", users),
+                ("002_posts.sql", POSTS),
+                (
+                    "003_setup.sql",
+                    if setup.is_empty() { "SELECT 1;" } else { setup },
+                ),
+                ("004_replace.sql", replace),
+            ]);
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+            m.migrate_to(&mut conn, 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, email) VALUES (1, 'a@x');
+                 INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+            )
+            .unwrap();
+            let before = snapshot(&conn);
+            let err = m
+                .migrator()
+                .single_transaction(single)
+                .migrate(&mut conn)
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::ForeignKeyViolation { version: 4, violations, .. }
+                    if violations.iter().any(|v| v.contains("posts row 1 has no parent in users"))),
+                "{replace:?}: {err:?}"
+            );
+            assert_eq!(orphans(&conn), 0, "{replace:?}");
+            assert_eq!(snapshot(&conn), before, "{replace:?}");
+        }
+    }
+    // An insert that replaces nothing a child points to is fine.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_replace.sql",
+            "INSERT OR REPLACE INTO users (id, email) VALUES (1, 'b@x');",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');
+         INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+    )
+    .unwrap();
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(orphans(&conn), 0);
+}
