@@ -593,6 +593,15 @@ fn a_journal_mode_change_inside_the_transaction_is_refused_and_nothing_applied()
     assert_eq!(mode, "truncate");
 }
 
+/// User 1 and a post of theirs.
+fn seed_user_and_post(conn: &Connection) {
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');
+         INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
+    )
+    .unwrap();
+}
+
 /// The rows a database has that break a foreign key.
 fn orphans(conn: &Connection) -> i64 {
     conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
@@ -652,11 +661,7 @@ fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
             let mut conn = Connection::open_in_memory().unwrap();
             conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
             m.migrate_to(&mut conn, 3).unwrap();
-            conn.execute_batch(
-                "INSERT INTO users (id, email) VALUES (1, 'a@x');
-                 INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
-            )
-            .unwrap();
+            seed_user_and_post(&conn);
             let before = snapshot(&conn);
             let err = m
                 .migrator()
@@ -684,11 +689,7 @@ fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
     let mut conn = Connection::open_in_memory().unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
     m.migrate_to(&mut conn, 2).unwrap();
-    conn.execute_batch(
-        "INSERT INTO users (id, email) VALUES (1, 'a@x');
-         INSERT INTO posts (user_id, body) VALUES (1, 'hello');",
-    )
-    .unwrap();
+    seed_user_and_post(&conn);
     m.migrate(&mut conn).unwrap();
     assert_eq!(orphans(&conn), 0);
 }
