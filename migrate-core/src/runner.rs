@@ -749,7 +749,7 @@ impl<'m> Migrator<'m> {
             {
                 // The first statement failed: nothing ran, so unmark it.
                 let unmark = conn.execute(
-                    "DELETE FROM _migrate_history WHERE version = ?1",
+                    "DELETE FROM main._migrate_history WHERE version = ?1",
                     [m.version()],
                 );
                 if let Err(u) = unmark {
@@ -773,7 +773,7 @@ impl<'m> Migrator<'m> {
         begin_immediate(conn, self.lock_timeout)?;
         let marked = conn
             .execute(
-                "UPDATE _migrate_history SET state = 'applied', duration_us = ?2, \
+                "UPDATE main._migrate_history SET state = 'applied', duration_us = ?2, \
                  applied_at = ?3 WHERE version = ?1",
                 rusqlite::params![m.version(), duration_us(duration), now_utc()],
             )
@@ -800,7 +800,7 @@ impl<'m> Migrator<'m> {
             return Ok(());
         }
         let objects: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM main.sqlite_master", [], |r| r.get(0))
             .map_err(|e| Error::sqlite("cannot read the database's schema", e))?;
         if objects > 0 {
             log::debug!(
@@ -1018,7 +1018,7 @@ fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
 }
 
 fn has_tables(conn: &Connection) -> bool {
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+    conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     })
     .is_ok_and(|n| n > 0)
@@ -1226,7 +1226,7 @@ fn record_all<'a>(
             Some(stmt) => stmt,
             None => stmt.insert(
                 conn.prepare_cached(
-                    "INSERT INTO _migrate_history \
+                    "INSERT INTO main._migrate_history \
                      (version, name, checksum, applied_at, duration_us, chain, state) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )

@@ -10,7 +10,7 @@ use crate::migration::Migrations;
 pub(crate) const HISTORY_TABLE: &str = "_migrate_history";
 
 /// Uses nothing newer than SQLite 3.31: no STRICT, typed columns and CHECKs.
-pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE _migrate_history (
+pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE main._migrate_history (
     version     INTEGER PRIMARY KEY NOT NULL CHECK (version BETWEEN 1 AND 2147483647),
     name        TEXT    NOT NULL,
     checksum    TEXT    NOT NULL CHECK (length(checksum) = 64),
@@ -67,10 +67,10 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
         .map_err(|e| Error::sqlite("cannot read the database's user_version", e))?;
     let (has_history, references, has_tables): (bool, bool, bool) = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
-             EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1), \
+             EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' \
              AND instr(upper(sql), 'REFERENCES') > 0), \
-             EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' \
              AND substr(name, 1, 7) <> 'sqlite_')",
             [HISTORY_TABLE],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -88,7 +88,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
     let mut stmt = conn
         .prepare(
             "SELECT version, name, checksum, applied_at, duration_us, state \
-             FROM _migrate_history ORDER BY version",
+             FROM main._migrate_history ORDER BY version",
         )
         .map_err(|e| Error::sqlite(context, e))?;
     let rows = stmt
@@ -207,7 +207,7 @@ pub(crate) fn newest_verified(
         .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
     let row = user_version.and_then(|user_version| {
         conn.prepare_cached(
-            "SELECT version, chain, state FROM _migrate_history ORDER BY version DESC LIMIT 1",
+            "SELECT version, chain, state FROM main._migrate_history ORDER BY version DESC LIMIT 1",
         )
         .and_then(|mut stmt| {
             stmt.query_row([], |r| {
@@ -245,7 +245,7 @@ pub(crate) fn newest_verified(
 /// as many rows as the newest version means all of them.
 fn complete(conn: &Connection, newest: u32) -> Result<bool> {
     let rows = conn
-        .prepare_cached("SELECT count(*) FROM _migrate_history")
+        .prepare_cached("SELECT count(*) FROM main._migrate_history")
         .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
     match rows {
         Ok(rows) => Ok(rows == i64::from(newest)),

@@ -693,3 +693,51 @@ fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
     m.migrate(&mut conn).unwrap();
     assert_eq!(orphans(&conn), 0);
 }
+
+#[test]
+fn a_temporary_history_table_of_a_file_does_not_take_the_history() {
+    // The framework's own statements name `main`: a file's TEMP table of
+    // the same name neither receives the rows nor hides the real table.
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        (
+            "002_temp.sql",
+            "CREATE TEMP TABLE _migrate_history (version INTEGER PRIMARY KEY, name, checksum, \
+             applied_at, duration_us, chain, state);",
+        ),
+        ("003_b.sql", "CREATE TABLE b (x);"),
+    ]);
+    for single in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut conn = Connection::open(&path).unwrap();
+        if !single {
+            m.migrate_to(&mut conn, 1).unwrap();
+        }
+        let report = m
+            .migrator()
+            .single_transaction(single)
+            .migrate(&mut conn)
+            .unwrap();
+        assert_eq!(report.version(), 3);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM main._migrate_history", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(rows, 3);
+        let temp_rows: i64 = conn
+            .query_row("SELECT count(*) FROM temp._migrate_history", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(temp_rows, 0);
+        // On this connection (the TEMP table still there) and on a new one.
+        m.verify(&conn).unwrap();
+        assert!(m.migrate(&mut conn).unwrap().applied().is_empty());
+        drop(conn);
+        let mut conn = Connection::open(&path).unwrap();
+        m.verify(&conn).unwrap();
+        assert!(m.migrate(&mut conn).unwrap().applied().is_empty());
+    }
+}
