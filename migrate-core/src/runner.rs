@@ -43,7 +43,9 @@ pub enum IntegrityCheck {
     /// schema before and after shows. The cost follows what the migrations
     /// touched, not the size of the database. When they touched every
     /// table (a new database), one `PRAGMA integrity_check` runs instead:
-    /// cheaper than one per table, and it covers more. The run installs its own
+    /// cheaper than one per table, and it covers more; so it does after a
+    /// file that wrote `sqlite_master` itself (`PRAGMA writable_schema`),
+    /// which may have changed anything. The run installs its own
     /// authorizer on the connection and removes it at the end, as it also
     /// does when the connection has foreign keys on (a connection can have
     /// one: install yours again after `migrate`).
@@ -1390,6 +1392,9 @@ struct Seen {
     /// the file may write `sqlite_master` itself: which tables it changed
     /// is not known.
     step_schema_edited: bool,
+    /// The same, for any step of the run: `Changed` then checks the whole
+    /// database.
+    run_schema_edited: bool,
 }
 
 impl TableWatch {
@@ -1470,6 +1475,7 @@ impl TableWatch {
             let mut seen = lock(&sink);
             seen.schema_changed |= schema;
             seen.step_schema_edited |= edited;
+            seen.run_schema_edited |= edited;
             if let Some(table) = table {
                 note_table(&mut seen.run, table);
                 if child {
@@ -1616,6 +1622,12 @@ impl TableWatch {
         let Some(before) = &self.before else {
             return Ok(None);
         };
+        // A file that wrote sqlite_master itself may have changed any
+        // table or index (an index's SQL too, which the comparison of
+        // tables would not see): check everything.
+        if lock(&self.seen).run_schema_edited {
+            return Ok(None);
+        }
         self.current_schema(conn)?;
         let after = self.schema.borrow();
         let written = lock(&self.seen).run.clone();

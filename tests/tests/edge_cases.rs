@@ -741,3 +741,34 @@ fn a_temporary_history_table_of_a_file_does_not_take_the_history() {
         assert!(m.migrate(&mut conn).unwrap().applied().is_empty());
     }
 }
+
+#[test]
+fn changed_checks_everything_after_a_file_edits_the_schema_itself() {
+    // The file points an index at another column by editing sqlite_master:
+    // the index no longer matches the rows. No table's SQL changed, and the
+    // file wrote no table's rows; `Changed` must still find it.
+    let edit = "PRAGMA writable_schema = ON;\n\
+                UPDATE sqlite_master SET sql = 'CREATE INDEX t_x ON t (y)' WHERE name = 't_x';\n\
+                PRAGMA schema_version = 100;\n\
+                PRAGMA writable_schema = OFF;\n";
+    let (_d, m) = load(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER, y INTEGER);\nCREATE INDEX t_x ON t (x);\n\
+             INSERT INTO t VALUES (1, 2), (3, 4);\nCREATE TABLE other (z);",
+        ),
+        ("002_edit.sql", edit),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let err = m
+        .migrator()
+        .integrity_check(migrate_core::IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Integrity { version: 2, problems }
+            if problems.iter().any(|p| p.contains("missing from index t_x"))),
+        "{err:?}"
+    );
+}
