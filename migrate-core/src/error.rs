@@ -101,11 +101,12 @@ pub enum Error {
         outcome: Outcome,
     },
 
-    /// A migration left rows that break a foreign key. It was rolled back.
+    /// A migration left rows that break a foreign key: it was rolled back
+    /// (or, for a `no-transaction` migration, left marked incomplete).
     #[error(
-        "migration {version} ({file}) leaves rows that violate foreign keys: {}; it was rolled \
-         back: fix the migration so that every row it leaves has its parent",
-        violations.join("; ")
+        "migration {version} ({file}) leaves rows that violate foreign keys: {}; {outcome}{}",
+        violations.join("; "),
+        foreign_key_advice(.outcome)
     )]
     ForeignKeyViolation {
         /// The version.
@@ -114,6 +115,8 @@ pub enum Error {
         file: String,
         /// One line per violating row: table, rowid, parent table.
         violations: Vec<String>,
+        /// What was left in the database.
+        outcome: Outcome,
     },
 
     /// `PRAGMA integrity_check` found a problem after migrating. The
@@ -212,6 +215,18 @@ pub enum Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// What to do about a migration that left orphan rows, when the outcome
+/// does not say it already.
+fn foreign_key_advice(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::RolledBack | Outcome::AllRolledBack => {
+            ": fix the migration so that every row it leaves has its parent (a row of a table it \
+             writes that had no parent before it ran counts too)"
+        }
+        _ => "",
     }
 }
 
@@ -331,6 +346,10 @@ pub enum Outcome {
     /// A `no-transaction` migration failed after some statements were
     /// applied; it stays marked incomplete.
     PartlyApplied,
+    /// A `no-transaction` migration ran to its end, but the check after it
+    /// failed or it could not be marked applied; it stays marked
+    /// incomplete.
+    RanNotMarked,
 }
 
 impl fmt::Display for Outcome {
@@ -346,6 +365,11 @@ impl fmt::Display for Outcome {
                 "the statements before this one were applied and cannot be rolled back (the \
                  file runs outside a transaction); the migration is marked incomplete: fix the \
                  database by hand before running again"
+            }
+            Outcome::RanNotMarked => {
+                "the file ran to its end outside a transaction, so nothing of it was rolled back; \
+                 it stays marked incomplete: fix the database by hand, then mark it applied as \
+                 the next run explains"
             }
         })
     }

@@ -140,7 +140,7 @@ impl Migrations {
     /// - [`Error::Migration`]: a statement failed; that migration was rolled
     ///   back, earlier ones stay applied.
     /// - [`Error::ForeignKeyViolation`]: a migration left orphan rows; it was
-    ///   rolled back.
+    ///   rolled back (a `no-transaction` one stays marked incomplete).
     /// - [`Error::Integrity`]: the check after migrating failed.
     /// - [`Error::Locked`]: another connection held the write lock past the
     ///   timeout.
@@ -552,7 +552,7 @@ impl<'m> Migrator<'m> {
                 }
                 Ok((Step::NoTransaction(m), seen)) => {
                     commit(conn, self.lock_timeout)?;
-                    self.run_no_transaction(conn, m, applied)?;
+                    self.run_no_transaction(conn, m, foreign_keys, watch, applied)?;
                     // The file may have run `PRAGMA foreign_keys = ON` (the
                     // last step of SQLite's table-rebuild recipe): the rest
                     // of the run must not cascade.
@@ -680,24 +680,12 @@ impl<'m> Migrator<'m> {
             // the schema it left, so that the checks see it (a schema it
             // cannot load fails the migration here, before its commit).
             if let Some(watch) = watch {
-                if watch.schema_edited() {
-                    reload_schema(conn).map_err(|e| {
-                        at_end_of(
-                            m,
-                            format!(
-                                "the file wrote sqlite_master directly (PRAGMA writable_schema), \
-                                 and SQLite cannot load the schema it left: {e}"
-                            ),
-                            Hint::None,
-                            rolled_back,
-                        )
-                    })?;
-                }
+                watch.load_edited_schema(conn, m, rolled_back)?;
             }
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
             if let Some(watch) = watch.filter(|_| foreign_keys) {
-                foreign_key_check(conn, m, &watch.step_scope(conn)?)?;
+                foreign_key_check(conn, m, &watch.step_scope(conn)?, rolled_back)?;
             }
             let duration = t0.elapsed();
             done.push((m, duration));
@@ -735,6 +723,8 @@ impl<'m> Migrator<'m> {
         &self,
         conn: &Connection,
         m: &'m Migration,
+        foreign_keys: bool,
+        watch: Option<&TableWatch>,
         applied: &mut Vec<(&'m Migration, Duration)>,
     ) -> Result<()> {
         let t0 = Instant::now();
@@ -772,21 +762,31 @@ impl<'m> Migrator<'m> {
                 Outcome::PartlyApplied,
             ));
         }
-        begin_immediate(conn, self.lock_timeout)?;
-        let marked = conn
-            .execute(
-                "UPDATE main._migrate_history SET state = 'applied', duration_us = ?2, \
-                 applied_at = ?3 WHERE version = ?1",
-                rusqlite::params![m.version(), duration_us(duration), now_utc()],
-            )
-            .map_err(|e| Error::sqlite(format!("cannot mark migration {} applied", m.version()), e))
-            .and_then(|_| set_user_version(conn, m.version()));
-        match marked {
-            Ok(()) => commit(conn, self.lock_timeout)?,
-            Err(e) => {
-                rollback(conn);
-                return Err(e);
-            }
+        // The same checks as before a commit; the file's changes are
+        // already in, so a failure leaves it marked incomplete.
+        if let Some(watch) = watch.filter(|_| foreign_keys) {
+            watch.load_edited_schema(conn, m, Outcome::RanNotMarked)?;
+            foreign_key_check(conn, m, &watch.step_scope(conn)?, Outcome::RanNotMarked)?;
+        }
+        let marked = begin_immediate(conn, self.lock_timeout)
+            .and_then(|()| {
+                conn.execute(
+                    "UPDATE main._migrate_history SET state = 'applied', duration_us = ?2, \
+                     applied_at = ?3 WHERE version = ?1",
+                    rusqlite::params![m.version(), duration_us(duration), now_utc()],
+                )
+                .map_err(|e| Error::sqlite("cannot update its history row", e))
+            })
+            .and_then(|_| set_user_version(conn, m.version()))
+            .and_then(|()| commit(conn, self.lock_timeout));
+        if let Err(e) = marked {
+            rollback(conn);
+            return Err(at_end_of(
+                m,
+                format!("the file ran, but it could not be marked applied: {e}"),
+                Hint::None,
+                Outcome::RanNotMarked,
+            ));
         }
         note_applied(applied, m, duration);
         Ok(())
@@ -1266,22 +1266,42 @@ fn set_user_version(conn: &Connection, version: u32) -> Result<()> {
 /// `PRAGMA foreign_key_check` on the tables of `scope` in the main database
 /// (a table that no longer exists is skipped; a temporary table of the same
 /// name does not hide it).
-fn foreign_key_check(conn: &Connection, m: &Migration, scope: &[String]) -> Result<()> {
+/// `outcome`: what a failure leaves.
+fn foreign_key_check(
+    conn: &Connection,
+    m: &Migration,
+    scope: &[String],
+    outcome: Outcome,
+) -> Result<()> {
     let pragmas: Vec<String> = scope
         .iter()
         .map(|t| format!("PRAGMA main.foreign_key_check('{}')", t.replace('\'', "''")))
         .collect();
-    let context = "cannot run PRAGMA foreign_key_check";
+    // A foreign key SQLite cannot check (its parent key has no unique
+    // index, or a column count that differs) is the file's to fix.
+    let failed = |e: rusqlite::Error| {
+        let mut message = format!(
+            "after the file, SQLite cannot check its foreign keys: {}",
+            sqlite_message(&e)
+        );
+        if message.contains("foreign key mismatch") {
+            message.push_str(
+                " (a foreign key must name its parent's primary key, or columns with a UNIQUE \
+                 index, and as many of them as it has columns)",
+            );
+        }
+        at_end_of(m, message, hint_for(&e), outcome)
+    };
     let mut violations = Vec::new();
     let mut more = 0usize;
     for pragma in &pragmas {
         let mut stmt = match conn.prepare(pragma) {
             Ok(stmt) => stmt,
             Err(e) if e.to_string().contains("no such table") => continue,
-            Err(e) => return Err(Error::sqlite(context, e)),
+            Err(e) => return Err(failed(e)),
         };
-        let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
-        while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
+        let mut rows = stmt.query([]).map_err(failed)?;
+        while let Some(row) = rows.next().map_err(failed)? {
             if violations.len() == 20 {
                 more += 1;
                 continue;
@@ -1305,6 +1325,7 @@ fn foreign_key_check(conn: &Connection, m: &Migration, scope: &[String]) -> Resu
         version: m.version(),
         file: m.file_name().to_owned(),
         violations,
+        outcome,
     })
 }
 
@@ -1523,9 +1544,24 @@ impl TableWatch {
         Ok(())
     }
 
-    /// Whether a statement of this step wrote `sqlite_master` itself.
-    fn schema_edited(&self) -> bool {
-        lock(&self.seen).step_schema_edited
+    /// After a file that wrote `sqlite_master` itself: makes SQLite load
+    /// the schema it left, so that the checks see it; a schema SQLite
+    /// cannot load fails the migration (`outcome`: what that leaves).
+    fn load_edited_schema(&self, conn: &Connection, m: &Migration, outcome: Outcome) -> Result<()> {
+        if !lock(&self.seen).step_schema_edited {
+            return Ok(());
+        }
+        reload_schema(conn).map_err(|e| {
+            at_end_of(
+                m,
+                format!(
+                    "the file wrote sqlite_master directly (PRAGMA writable_schema), and SQLite \
+                     cannot load the schema it left: {e}"
+                ),
+                Hint::None,
+                outcome,
+            )
+        })
     }
 
     /// The tables and their SQL now: the last read, or a new one if a

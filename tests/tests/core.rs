@@ -676,13 +676,23 @@ fn foreign_key_violation_is_rolled_back() {
             version,
             file,
             violations,
+            outcome,
         } => {
             assert_eq!((*version, file.as_str()), (3, "003_orphan.sql"));
             assert_eq!(violations, &["posts row 1 has no parent in users"]);
+            assert_eq!(*outcome, migrate_core::Outcome::RolledBack);
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.to_string().contains("it was rolled back"));
+    let text = err.to_string();
+    assert!(
+        text.contains("the migration was rolled back and the database is as before it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix the migration so that every row"),
+        "{text}"
+    );
     assert_eq!(snapshot(&conn), before);
     let fk: bool = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))

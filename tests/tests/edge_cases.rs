@@ -334,8 +334,20 @@ fn single_transaction_foreign_key_violation_names_its_file() {
         .migrate(&mut conn)
         .unwrap_err();
     assert!(
-        matches!(err, Error::ForeignKeyViolation { version: 3, .. }),
+        matches!(
+            err,
+            Error::ForeignKeyViolation {
+                version: 3,
+                outcome: migrate_core::Outcome::AllRolledBack,
+                ..
+            }
+        ),
         "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("every migration of this run was rolled back"),
+        "{err}"
     );
 }
 
@@ -771,4 +783,180 @@ fn changed_checks_everything_after_a_file_edits_the_schema_itself() {
             if problems.iter().any(|p| p.contains("missing from index t_x"))),
         "{err:?}"
     );
+}
+
+/// The state of the history row of `version`, if any.
+fn history_state(conn: &Connection, version: u32) -> Option<String> {
+    conn.query_row(
+        "SELECT state FROM _migrate_history WHERE version = ?1",
+        [version],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+#[test]
+fn a_no_transaction_file_that_leaves_orphans_stays_marked_incomplete() {
+    // Foreign keys are off while the file runs (no cascade), so the posts
+    // of the deleted user stay behind: the file ran and cannot be undone,
+    // so it is not marked applied and the next run stops.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_delete.sql",
+            "-- migrate:no-transaction\nDELETE FROM users WHERE id = 1;\n",
+        ),
+        ("004_more.sql", "CREATE TABLE more (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    seed_user_and_post(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::ForeignKeyViolation {
+            version: 3,
+            violations,
+            outcome: migrate_core::Outcome::RanNotMarked,
+            ..
+        } => assert!(
+            violations
+                .iter()
+                .any(|v| v.contains("posts row 1 has no parent in users")),
+            "{violations:?}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("stays marked incomplete"), "{text}");
+    assert_eq!(history_state(&conn, 3).as_deref(), Some("started"));
+    assert!(!table_exists(&conn, "more"));
+    assert!(fk(&conn), "foreign keys restored");
+    assert!(matches!(
+        m.migrate(&mut conn),
+        Err(Error::Incomplete { version: 3, .. })
+    ));
+    // With the connection's foreign keys off, there is nothing to check.
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    seed_user_and_post(&conn);
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(history_state(&conn, 3).as_deref(), Some("applied"));
+}
+
+#[test]
+fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x);"),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nINSERT INTO t VALUES ('done');\nSELECT hold_the_lock();\n",
+        ),
+    ]);
+    let mut conn = Connection::open(&db).unwrap();
+    let _: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    // The file's last statement lets another connection take the write
+    // lock, and returns once it has it: the run cannot mark the file.
+    let (go, went) = mpsc::channel::<()>();
+    let (locked, has_lock) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let other_db = db.clone();
+    let holder = std::thread::spawn(move || {
+        went.recv().unwrap();
+        let other = Connection::open(&other_db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked.send(()).unwrap();
+        released.recv().unwrap();
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    conn.create_scalar_function(
+        "hold_the_lock",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        move |_| {
+            go.send(()).unwrap();
+            has_lock.recv().unwrap();
+            Ok(0)
+        },
+    )
+    .unwrap();
+    let err = m
+        .migrator()
+        .lock_timeout(Duration::from_millis(200))
+        .migrate(&mut conn)
+        .unwrap_err();
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    match &err {
+        Error::Migration {
+            version: 2,
+            outcome: migrate_core::Outcome::RanNotMarked,
+            ..
+        } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("the file ran, but it could not be marked applied"),
+        "{text}"
+    );
+    assert!(text.contains("nothing of it was rolled back"), "{text}");
+    assert_eq!(count(&conn, "t"), 1);
+    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+    // The next run says how to finish it by hand.
+    let text = m.migrate(&mut conn).unwrap_err().to_string();
+    assert!(
+        text.contains("UPDATE _migrate_history SET state = 'applied'"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_foreign_key_sqlite_cannot_check_names_the_file_that_broke_it() {
+    // The rebuild loses the UNIQUE that posts' foreign key needs.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        (
+            "002_posts.sql",
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY, email TEXT REFERENCES users(email));",
+        ),
+        (
+            "003_rebuild.sql",
+            "CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n\
+             INSERT INTO users_new SELECT id, email FROM users;\n\
+             DROP TABLE users;\n\
+             ALTER TABLE users_new RENAME TO users;",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');
+         INSERT INTO posts (email) VALUES ('a@x');",
+    )
+    .unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version: 3,
+            file,
+            outcome: migrate_core::Outcome::RolledBack,
+            ..
+        } => assert_eq!(file, "003_rebuild.sql"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("foreign key mismatch"), "{text}");
+    assert!(text.contains("columns with a UNIQUE index"), "{text}");
+    assert_eq!(snapshot(&conn), before);
 }
