@@ -120,7 +120,10 @@ pub enum Error {
     },
 
     /// `PRAGMA integrity_check` found a problem after migrating. The
-    /// migrations themselves were committed.
+    /// migrations themselves were committed. Also returned when a later
+    /// migration of the run failed after earlier ones were committed and
+    /// the check of those found damage: the failure is then logged, and
+    /// met again by the next run.
     #[error(
         "the integrity check after migrating to version {version} failed: {}; the migrations \
          were committed; restore a backup or repair the database before using it",
@@ -169,10 +172,13 @@ pub enum Error {
         timeout: Duration,
     },
 
-    /// `migrate` was called on a read-only connection with migrations pending.
+    /// `migrate` was called on a read-only connection with migrations
+    /// pending, or on a database to adopt (`user_version` without a
+    /// history table), which takes a write too.
     #[error(
-        "the database is opened read-only and has migrations pending (version {version} of \
-         {latest}); open it read-write to migrate (`verify` and `status` work read-only)"
+        "the database is opened read-only and {}; open it read-write to migrate (`verify` and \
+         `status` work read-only)",
+        read_only_need(*.version, *.latest)
     )]
     ReadOnly {
         /// The database's version.
@@ -215,6 +221,18 @@ pub enum Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// What [`Error::ReadOnly`]'s run would have written.
+fn read_only_need(version: u32, latest: u32) -> String {
+    if version < latest {
+        format!("has migrations pending (version {version} of {latest})")
+    } else {
+        format!(
+            "has no migration history yet (user_version {version}): recording it, as the first \
+             run does, needs a write"
+        )
     }
 }
 

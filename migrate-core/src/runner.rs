@@ -507,7 +507,10 @@ impl<'m> Migrator<'m> {
             Some(watch) => watch.finish(conn)?,
             None => None,
         };
-        let version = outcome?;
+        let version = match outcome {
+            Ok(version) => version,
+            Err(e) => return Err(self.check_committed(conn, e, &applied, touched.as_deref())),
+        };
         let integrity = if applied.is_empty() {
             IntegrityOutcome::NotRun
         } else {
@@ -522,8 +525,61 @@ impl<'m> Migrator<'m> {
         ))
     }
 
+    /// A run failed after some of its migrations were committed: check
+    /// what they left as a successful run would. Damage found there is the
+    /// error to return (the failure is logged, and met again by the next
+    /// run); otherwise the failure is.
+    fn check_committed(
+        &self,
+        conn: &Connection,
+        failure: Error,
+        applied: &[(&Migration, Duration)],
+        touched: Option<&[String]>,
+    ) -> Error {
+        let Some(&(last, _)) = applied.last() else {
+            return failure;
+        };
+        match integrity_check(conn, self.integrity, touched, last.version()) {
+            Err(damage @ Error::Integrity { .. }) => {
+                log::error!("{failure}");
+                damage
+            }
+            _ => failure,
+        }
+    }
+
+    /// Applies the pending migrations, leaving in `applied` those that were
+    /// committed.
     #[allow(clippy::too_many_arguments)]
     fn apply_all(
+        &self,
+        conn: &mut Connection,
+        known: Option<Known>,
+        target: u32,
+        foreign_keys: bool,
+        watch: Option<&TableWatch>,
+        applied: &mut Vec<(&'m Migration, Duration)>,
+        adopted: &mut Option<u32>,
+    ) -> Result<u32> {
+        let mut committed = applied.len();
+        let result = self.apply_steps(
+            conn,
+            known,
+            target,
+            foreign_keys,
+            watch,
+            applied,
+            &mut committed,
+            adopted,
+        );
+        applied.truncate(committed);
+        result
+    }
+
+    /// [`Migrator::apply_all`]'s steps; `committed`: how many of `applied`
+    /// are committed (and logged).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_steps(
         &self,
         conn: &mut Connection,
         mut known: Option<Known>,
@@ -531,6 +587,7 @@ impl<'m> Migrator<'m> {
         foreign_keys: bool,
         watch: Option<&TableWatch>,
         applied: &mut Vec<(&'m Migration, Duration)>,
+        committed: &mut usize,
         adopted: &mut Option<u32>,
     ) -> Result<u32> {
         // `known`: the state as the last read or step left it, with `PRAGMA
@@ -543,16 +600,20 @@ impl<'m> Migrator<'m> {
             match step {
                 Ok((Step::Commit(version), seen)) => {
                     commit(conn, self.lock_timeout)?;
+                    log_committed(applied, committed);
                     log::debug!("committed version {version}");
                     known = Some(Known::committed(seen, version));
                 }
                 Ok((Step::Done(version), _)) => {
                     commit(conn, self.lock_timeout)?;
+                    log_committed(applied, committed);
                     return Ok(version);
                 }
                 Ok((Step::NoTransaction(m), seen)) => {
                     commit(conn, self.lock_timeout)?;
+                    log_committed(applied, committed);
                     self.run_no_transaction(conn, m, foreign_keys, watch, applied)?;
+                    log_committed(applied, committed);
                     // The file may have run `PRAGMA foreign_keys = ON` (the
                     // last step of SQLite's table-rebuild recipe): the rest
                     // of the run must not cascade.
@@ -689,7 +750,7 @@ impl<'m> Migrator<'m> {
             }
             let duration = t0.elapsed();
             done.push((m, duration));
-            note_applied(applied, m, duration);
+            applied.push((m, duration));
         }
         history.record_applied(conn, &done, rolled_back)?;
         let Some(&last) = batch.last() else {
@@ -788,7 +849,7 @@ impl<'m> Migrator<'m> {
                 Outcome::RanNotMarked,
             ));
         }
-        note_applied(applied, m, duration);
+        applied.push((m, duration));
         Ok(())
     }
 
@@ -928,18 +989,18 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     Ok(None)
 }
 
-fn note_applied<'m>(
-    applied: &mut Vec<(&'m Migration, Duration)>,
-    m: &'m Migration,
-    duration: Duration,
-) {
-    applied.push((m, duration));
-    log::info!(
-        "applied migration {} ({}) in {:.1} ms",
-        m.version(),
-        m.file_name(),
-        ms(duration)
-    );
+/// Logs the migrations of `applied` from `committed` on, just committed,
+/// and counts them as committed.
+fn log_committed(applied: &[(&Migration, Duration)], committed: &mut usize) {
+    for &(m, duration) in applied.get(*committed..).unwrap_or_default() {
+        log::info!(
+            "applied migration {} ({}) in {:.1} ms",
+            m.version(),
+            m.file_name(),
+            ms(duration)
+        );
+    }
+    *committed = applied.len();
 }
 
 /// What a file's text says anywhere, in any case (comments included: a

@@ -897,6 +897,65 @@ fn integrity_failure_is_reported() {
 }
 
 #[test]
+fn damage_committed_before_a_later_failure_is_still_reported() {
+    // 002 damages t and commits; 003 fails. What 002 left is checked as a
+    // successful run would check it, and that damage is the error.
+    let corrupt = declare_not_null("t");
+    let (_d, m) = load(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);",
+        ),
+        ("002_corrupt.sql", &corrupt),
+        ("003_fails.sql", "SELECT * FROM nope;"),
+    ]);
+    for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let err = m
+            .migrator()
+            .integrity_check(level)
+            .migrate(&mut conn)
+            .unwrap_err();
+        match &err {
+            Error::Integrity { version, problems } => {
+                assert_eq!(*version, 2, "{level:?}");
+                assert_eq!(problems, &["NULL value in t.x"], "{level:?}");
+            }
+            other => panic!("{level:?}: unexpected {other:?}"),
+        }
+        assert_eq!(user_version(&conn), 2);
+    }
+    // Without damage, the failure itself is the error; with the check off,
+    // nothing is checked.
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x INTEGER);"),
+        ("002_u.sql", "CREATE TABLE u (x INTEGER);"),
+        ("003_fails.sql", "SELECT * FROM nope;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    assert!(matches!(
+        m.migrate(&mut conn),
+        Err(Error::Migration { version: 3, .. })
+    ));
+    let (_d, m) = load(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);",
+        ),
+        ("002_corrupt.sql", &corrupt),
+        ("003_fails.sql", "SELECT * FROM nope;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    assert!(matches!(
+        m.migrator()
+            .integrity_check(IntegrityCheck::Off)
+            .migrate(&mut conn),
+        Err(Error::Migration { version: 3, .. })
+    ));
+}
+
+#[test]
 fn new_database_settings_apply_only_to_a_new_database() {
     let (_d, m) = load(&[("001_users.sql", USERS)]);
     let dir = tempfile::tempdir().unwrap();

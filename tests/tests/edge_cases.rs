@@ -960,3 +960,103 @@ fn a_foreign_key_sqlite_cannot_check_names_the_file_that_broke_it() {
     assert!(text.contains("columns with a UNIQUE index"), "{text}");
     assert_eq!(snapshot(&conn), before);
 }
+
+/// A logger that keeps, per thread, the messages logged at INFO: what a
+/// test's own run logged.
+struct Capture;
+
+thread_local! {
+    static LOGGED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            LOGGED.with(|logged| logged.borrow_mut().push(record.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+/// What `run` logged on this thread.
+fn logged_by(run: impl FnOnce()) -> Vec<String> {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Info);
+    LOGGED.with(|logged| logged.borrow_mut().clear());
+    run();
+    LOGGED.with(|logged| logged.borrow_mut().drain(..).collect())
+}
+
+#[test]
+fn only_committed_migrations_are_logged_as_applied() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+        ("003_fails.sql", "SELECT * FROM nope;"),
+    ]);
+    let applied = |logged: &[String]| -> Vec<String> {
+        logged
+            .iter()
+            .filter(|l| l.starts_with("applied migration"))
+            .map(|l| l.split(" in ").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // One transaction for all: nothing was applied.
+    let logged = logged_by(|| {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert!(m
+            .migrator()
+            .single_transaction(true)
+            .migrate(&mut conn)
+            .is_err());
+    });
+    assert!(applied(&logged).is_empty(), "{logged:?}");
+    // One each: 1 and 2 were.
+    let logged = logged_by(|| {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert!(m.migrate(&mut conn).is_err());
+    });
+    assert_eq!(
+        applied(&logged),
+        [
+            "applied migration 1 (001_a.sql)",
+            "applied migration 2 (002_b.sql)"
+        ],
+        "{logged:?}"
+    );
+}
+
+#[test]
+fn a_database_to_adopt_on_a_read_only_connection_says_what_it_needs() {
+    let (_d, m) = load(&[("001_a.sql", "CREATE TABLE a (x);")]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE a (x); PRAGMA user_version = 1;")
+        .unwrap();
+    let mut conn =
+        Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ReadOnly {
+                version: 1,
+                latest: 1
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("has no migration history yet (user_version 1)"),
+        "{text}"
+    );
+    assert!(!text.contains("pending"), "{text}");
+}
