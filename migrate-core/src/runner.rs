@@ -622,8 +622,19 @@ impl<'m> Migrator<'m> {
                     set_foreign_keys(conn, false)?;
                     known = Some(Known::committed(seen, m.version()));
                 }
-                Err(e) => {
+                Err(mut e) => {
                     rollback(conn);
+                    if let (
+                        Error::ForeignKeyViolation {
+                            violations,
+                            outcome: Outcome::RolledBack | Outcome::AllRolledBack,
+                            ..
+                        },
+                        Some(watch),
+                    ) = (&mut e, watch)
+                    {
+                        watch.note_earlier_orphans(conn, violations, self.single_transaction);
+                    }
                     return Err(e);
                 }
             }
@@ -746,7 +757,11 @@ impl<'m> Migrator<'m> {
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
             if let Some(watch) = watch.filter(|_| foreign_keys) {
-                foreign_key_check(conn, m, &watch.step_scope(conn)?, rolled_back)?;
+                let scope = watch.step_scope(conn)?;
+                if let Err(e) = foreign_key_check(conn, m, &scope, rolled_back) {
+                    *watch.checked_scope.borrow_mut() = scope;
+                    return Err(e);
+                }
             }
             let duration = t0.elapsed();
             done.push((m, duration));
@@ -1334,10 +1349,6 @@ fn foreign_key_check(
     scope: &[String],
     outcome: Outcome,
 ) -> Result<()> {
-    let pragmas: Vec<String> = scope
-        .iter()
-        .map(|t| format!("PRAGMA main.foreign_key_check('{}')", t.replace('\'', "''")))
-        .collect();
     // A foreign key SQLite cannot check (its parent key has no unique
     // index, or a column count that differs) is the file's to fix.
     let failed = |e: rusqlite::Error| {
@@ -1353,29 +1364,7 @@ fn foreign_key_check(
         }
         at_end_of(m, message, hint_for(&e), outcome)
     };
-    let mut violations = Vec::new();
-    let mut more = 0usize;
-    for pragma in &pragmas {
-        let mut stmt = match conn.prepare(pragma) {
-            Ok(stmt) => stmt,
-            Err(e) if e.to_string().contains("no such table") => continue,
-            Err(e) => return Err(failed(e)),
-        };
-        let mut rows = stmt.query([]).map_err(failed)?;
-        while let Some(row) = rows.next().map_err(failed)? {
-            if violations.len() == 20 {
-                more += 1;
-                continue;
-            }
-            let table: String = row.get(0).unwrap_or_default();
-            let rowid: Option<i64> = row.get(1).unwrap_or(None);
-            let parent: String = row.get(2).unwrap_or_default();
-            violations.push(match rowid {
-                Some(id) => format!("{table} row {id} has no parent in {parent}"),
-                None => format!("a {table} row has no parent in {parent}"),
-            });
-        }
-    }
+    let (mut violations, more) = orphan_rows(conn, scope, 20).map_err(failed)?;
     if more > 0 {
         violations.push(format!("and {more} more"));
     }
@@ -1388,6 +1377,44 @@ fn foreign_key_check(
         violations,
         outcome,
     })
+}
+
+/// The rows of the tables of `scope` (in the main database; a table that
+/// no longer exists is skipped) that break a foreign key, described, up to
+/// `limit` of them; and how many more there are.
+fn orphan_rows(
+    conn: &Connection,
+    scope: &[String],
+    limit: usize,
+) -> rusqlite::Result<(Vec<String>, usize)> {
+    let mut violations = Vec::new();
+    let mut more = 0usize;
+    for table in scope {
+        let pragma = format!(
+            "PRAGMA main.foreign_key_check('{}')",
+            table.replace('\'', "''")
+        );
+        let mut stmt = match conn.prepare(&pragma) {
+            Ok(stmt) => stmt,
+            Err(e) if e.to_string().contains("no such table") => continue,
+            Err(e) => return Err(e),
+        };
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if violations.len() == limit {
+                more += 1;
+                continue;
+            }
+            let table: String = row.get(0).unwrap_or_default();
+            let rowid: Option<i64> = row.get(1).unwrap_or(None);
+            let parent: String = row.get(2).unwrap_or_default();
+            violations.push(match rowid {
+                Some(id) => format!("{table} row {id} has no parent in {parent}"),
+                None => format!("a {table} row has no parent in {parent}"),
+            });
+        }
+    }
+    Ok((violations, more))
 }
 
 fn integrity_check(
@@ -1453,6 +1480,8 @@ struct TableWatch {
     schema_replaces: std::cell::Cell<bool>,
     /// Whether this step's file says `REPLACE`.
     step_replaces: std::cell::Cell<bool>,
+    /// The tables of the foreign-key check that failed, if one did.
+    checked_scope: std::cell::RefCell<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -1509,6 +1538,7 @@ impl TableWatch {
             installed: std::cell::Cell::new(false),
             schema_replaces: std::cell::Cell::new(schema_replaces),
             step_replaces: std::cell::Cell::new(false),
+            checked_scope: std::cell::RefCell::new(Vec::new()),
         };
         // Without `Changed`, and while no table can have a foreign key,
         // there is nothing to record.
@@ -1603,6 +1633,28 @@ impl TableWatch {
         seen.step_inserted.clear();
         seen.step_schema_edited = false;
         Ok(())
+    }
+
+    /// After a foreign-key violation was rolled back: notes, of the rows
+    /// it lists, those that broke their foreign key before too (as the
+    /// rollback left the tables), so that the error tells data to clean
+    /// from rows the migration made. Best effort: if the check cannot run,
+    /// the list stays as it was.
+    fn note_earlier_orphans(&self, conn: &Connection, violations: &mut [String], single: bool) {
+        let scope = std::mem::take(&mut *self.checked_scope.borrow_mut());
+        let Ok((before, _)) = orphan_rows(conn, &scope, 10_000) else {
+            return;
+        };
+        let note = if single {
+            " (already so before this run)"
+        } else {
+            " (already so before this migration)"
+        };
+        for violation in violations.iter_mut() {
+            if before.contains(violation) {
+                violation.push_str(note);
+            }
+        }
     }
 
     /// After a file that wrote `sqlite_master` itself: makes SQLite load

@@ -399,11 +399,7 @@ fn a_migration_that_creates_the_history_table_is_refused() {
         let (_d, m) = load(&files);
         let mut conn = Connection::open_in_memory().unwrap();
         let before = snapshot(&conn);
-        let err = m
-            .migrator()
-            .single_transaction(single)
-            .migrate(&mut conn)
-            .unwrap_err();
+        let err = migrate_err(&m, &mut conn, single);
         let case = format!("single={single} first={first} {sql:?}");
         let (file, line) = if first {
             ("001_fake.sql", if sql == quiet { 2 } else { 1 })
@@ -444,11 +440,7 @@ fn a_history_table_that_does_not_fit_rolls_the_transaction_back() {
         // Page 1 and the two pages of `users` (its table and its index).
         conn.execute_batch("PRAGMA max_page_count = 3").unwrap();
         let before = snapshot(&conn);
-        let err = m
-            .migrator()
-            .single_transaction(single)
-            .migrate(&mut conn)
-            .unwrap_err();
+        let err = migrate_err(&m, &mut conn, single);
         let message = err.to_string();
         assert!(matches!(err, Error::Sqlite { .. }), "{message}");
         assert!(
@@ -490,11 +482,7 @@ fn a_foreign_key_added_by_editing_the_schema_is_checked() {
             let mut conn = Connection::open_in_memory().unwrap();
             m.migrate_to(&mut conn, 1).unwrap();
             let before = snapshot(&conn);
-            let err = m
-                .migrator()
-                .single_transaction(single)
-                .migrate(&mut conn)
-                .unwrap_err();
+            let err = migrate_err(&m, &mut conn, single);
             match &err {
                 Error::ForeignKeyViolation {
                     version,
@@ -564,11 +552,7 @@ fn a_journal_mode_change_inside_the_transaction_is_refused_and_nothing_applied()
         let mut conn = Connection::open(&db).unwrap();
         m.migrate_to(&mut conn, 1).unwrap();
         let before = snapshot(&conn);
-        let err = m
-            .migrator()
-            .single_transaction(single)
-            .migrate(&mut conn)
-            .unwrap_err();
+        let err = migrate_err(&m, &mut conn, single);
         match &err {
             Error::Migration {
                 version: 2,
@@ -603,6 +587,15 @@ fn a_journal_mode_change_inside_the_transaction_is_refused_and_nothing_applied()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "truncate");
+}
+
+/// The error of a run that must fail, one transaction per migration or
+/// all in one.
+fn migrate_err(m: &Migrations, conn: &mut Connection, single: bool) -> Error {
+    m.migrator()
+        .single_transaction(single)
+        .migrate(conn)
+        .unwrap_err()
 }
 
 /// User 1 and a post of theirs.
@@ -675,11 +668,7 @@ fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
             m.migrate_to(&mut conn, 3).unwrap();
             seed_user_and_post(&conn);
             let before = snapshot(&conn);
-            let err = m
-                .migrator()
-                .single_transaction(single)
-                .migrate(&mut conn)
-                .unwrap_err();
+            let err = migrate_err(&m, &mut conn, single);
             assert!(
                 matches!(&err, Error::ForeignKeyViolation { version: 4, violations, .. }
                     if violations.iter().any(|v| v.contains("posts row 1 has no parent in users"))),
@@ -1059,4 +1048,39 @@ fn a_database_to_adopt_on_a_read_only_connection_says_what_it_needs() {
         "{text}"
     );
     assert!(!text.contains("pending"), "{text}");
+}
+
+#[test]
+fn orphans_that_were_there_before_a_migration_are_told_apart() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_touch.sql",
+            "UPDATE posts SET body = trim(body);\n\
+             INSERT INTO posts (id, user_id, body) VALUES (7, 99, 'new orphan');",
+        ),
+    ]);
+    for single in [false, true] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        m.migrate_to(&mut conn, 2).unwrap();
+        conn.execute_batch("INSERT INTO posts (id, user_id, body) VALUES (1, 42, ' old ');")
+            .unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = snapshot(&conn);
+        let err = migrate_err(&m, &mut conn, single);
+        let when = if single { "this run" } else { "this migration" };
+        match &err {
+            Error::ForeignKeyViolation { violations, .. } => assert_eq!(
+                violations,
+                &[
+                    format!("posts row 1 has no parent in users (already so before {when})"),
+                    "posts row 7 has no parent in users".to_owned(),
+                ]
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(snapshot(&conn), before);
+    }
 }
