@@ -64,8 +64,9 @@ pub enum Error {
          started but not finished, so some of its statements may have been applied; if another \
          instance of the program may be running it right now, wait for it to finish and retry; \
          otherwise check the database by hand and finish or undo the migration, then either run \
-         `DELETE FROM _migrate_history WHERE version = {version};` (to run it again) or, if it is \
-         complete, `UPDATE _migrate_history SET state = 'applied' WHERE version = {version}; \
+         `DELETE FROM main._migrate_history WHERE version = {version};` (to run it again) or, if \
+         it is complete, `UPDATE main._migrate_history SET state = 'applied' WHERE version = \
+         {version}; \
          PRAGMA user_version = {version};`"
     )]
     Incomplete {
@@ -86,7 +87,8 @@ pub enum Error {
         /// The file name.
         file: String,
         /// The 1-based line of the error: where SQLite located it (the
-        /// token it stopped at, for a syntax error or an unknown name),
+        /// token it stopped at, for a syntax error or an unknown column or
+        /// function),
         /// otherwise where the failing statement starts.
         line: usize,
         /// The 1-based line where the failing statement starts.

@@ -859,7 +859,7 @@ impl<'m> Migrator<'m> {
             rollback(conn);
             return Err(at_end_of(
                 m,
-                format!("the file ran, but it could not be marked applied: {e}"),
+                format!("it could not be marked applied: {e}"),
                 Hint::None,
                 Outcome::RanNotMarked,
             ));
@@ -1272,8 +1272,8 @@ fn at_end_of(m: &Migration, message: String, hint: Hint, outcome: Outcome) -> Er
     Error::Migration {
         version: m.version(),
         file: m.file_name().to_owned(),
-        line: migrate_rules::line_of(m.sql(), m.sql().len()),
-        statement_line: migrate_rules::line_of(m.sql(), m.sql().len()),
+        line: migrate_rules::line_of(m.sql(), m.sql().trim_end().len()),
+        statement_line: migrate_rules::line_of(m.sql(), m.sql().trim_end().len()),
         statement: "(end of file)".to_owned(),
         message,
         hint,
@@ -1424,13 +1424,13 @@ fn integrity_check(
     version: u32,
 ) -> Result<IntegrityOutcome> {
     let pragmas: Vec<String> = match (check, touched) {
-        (IntegrityCheck::Full, _) => vec!["PRAGMA integrity_check".to_owned()],
-        (IntegrityCheck::Quick, _) => vec!["PRAGMA quick_check".to_owned()],
+        (IntegrityCheck::Full, _) => vec!["PRAGMA main.integrity_check".to_owned()],
+        (IntegrityCheck::Quick, _) => vec!["PRAGMA main.quick_check".to_owned()],
         (IntegrityCheck::Changed, Some(tables)) => tables
             .iter()
             .map(|t| format!("PRAGMA main.integrity_check('{}')", t.replace('\'', "''")))
             .collect(),
-        (IntegrityCheck::Changed, None) => vec!["PRAGMA integrity_check".to_owned()],
+        (IntegrityCheck::Changed, None) => vec!["PRAGMA main.integrity_check".to_owned()],
         (IntegrityCheck::Off, _) => return Ok(IntegrityOutcome::Skipped),
     };
     let mut problems = Vec::new();

@@ -469,7 +469,7 @@ fn no_transaction_failure_later_is_reported_incomplete_next_time() {
         }
         assert!(
             err.to_string()
-                .contains("DELETE FROM _migrate_history WHERE version = 2;"),
+                .contains("DELETE FROM main._migrate_history WHERE version = 2;"),
             "{err}"
         );
         assert_eq!(snapshot(&conn), before);

@@ -240,8 +240,16 @@ fn a_no_transaction_file_that_leaves_a_transaction_open_is_named() {
     )]);
     let mut conn = Connection::open_in_memory().unwrap();
     let err = m.migrate(&mut conn).unwrap_err();
+    // Its last line, not the empty one after the final newline.
     assert!(
-        matches!(err, Error::Migration { version: 1, .. }),
+        matches!(
+            err,
+            Error::Migration {
+                version: 1,
+                line: 3,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(
@@ -893,17 +901,14 @@ fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
         other => panic!("unexpected {other:?}"),
     }
     let text = err.to_string();
-    assert!(
-        text.contains("the file ran, but it could not be marked applied"),
-        "{text}"
-    );
+    assert!(text.contains("it could not be marked applied"), "{text}");
     assert!(text.contains("nothing of it was rolled back"), "{text}");
     assert_eq!(count(&conn, "t"), 1);
     assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
     // The next run says how to finish it by hand.
     let text = m.migrate(&mut conn).unwrap_err().to_string();
     assert!(
-        text.contains("UPDATE _migrate_history SET state = 'applied'"),
+        text.contains("UPDATE main._migrate_history SET state = 'applied'"),
         "{text}"
     );
 }
