@@ -503,9 +503,14 @@ impl<'m> Migrator<'m> {
             &mut applied,
             &mut adopted,
         );
-        let touched = match watch {
-            Some(watch) => watch.finish(conn)?,
-            None => None,
+        // After a lock timeout, nothing more is read: it would wait as long
+        // again.
+        let locked = outcome.as_ref().is_err_and(is_lock_error);
+        let touched = match watch.map(|watch| watch.finish(conn, !locked)) {
+            Some(Ok(touched)) => touched,
+            // The run's own failure says more.
+            Some(Err(e)) if outcome.is_ok() => return Err(e),
+            Some(Err(_)) | None => None,
         };
         let version = match outcome {
             Ok(version) => version,
@@ -539,12 +544,30 @@ impl<'m> Migrator<'m> {
         let Some(&(last, _)) = applied.last() else {
             return failure;
         };
+        if self.integrity == IntegrityCheck::Off {
+            return failure;
+        }
+        if is_lock_error(&failure) {
+            log::warn!(
+                "migrations up to version {} were committed and not checked: the database was \
+                 locked",
+                last.version()
+            );
+            return failure;
+        }
         match integrity_check(conn, self.integrity, touched, last.version()) {
             Err(damage @ Error::Integrity { .. }) => {
                 log::error!("{failure}");
                 damage
             }
-            _ => failure,
+            Err(e) => {
+                log::warn!(
+                    "migrations up to version {} were committed and could not be checked: {e}",
+                    last.version()
+                );
+                failure
+            }
+            Ok(_) => failure,
         }
     }
 
@@ -751,9 +774,7 @@ impl<'m> Migrator<'m> {
             // A file that wrote `sqlite_master` itself: make SQLite load
             // the schema it left, so that the checks see it (a schema it
             // cannot load fails the migration here, before its commit).
-            if let Some(watch) = watch {
-                watch.load_edited_schema(conn, m, rolled_back)?;
-            }
+            load_edited_schema(conn, m, &mentions, watch, rolled_back)?;
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
             if let Some(watch) = watch.filter(|_| foreign_keys) {
@@ -809,7 +830,18 @@ impl<'m> Migrator<'m> {
             m.version(),
             m.file_name()
         );
-        if let Err(e) = run_statements(conn, m, None) {
+        if let Err(mut e) = run_statements(conn, m, None) {
+            // Failed inside a transaction the file began: roll it back now,
+            // not after the checks that follow a failure.
+            if !conn.is_autocommit() {
+                rollback(conn);
+                if let Error::Migration { message, .. } = &mut e {
+                    message.push_str(
+                        " (the transaction the file began was rolled back: of the file, only \
+                         what ran before its BEGIN is applied)",
+                    );
+                }
+            }
             if let Error::Migration {
                 outcome: Outcome::NothingApplied,
                 ..
@@ -840,8 +872,14 @@ impl<'m> Migrator<'m> {
         }
         // The same checks as before a commit; the file's changes are
         // already in, so a failure leaves it marked incomplete.
+        load_edited_schema(
+            conn,
+            m,
+            &Mentions::of(m.sql()),
+            watch,
+            Outcome::RanNotMarked,
+        )?;
         if let Some(watch) = watch.filter(|_| foreign_keys) {
-            watch.load_edited_schema(conn, m, Outcome::RanNotMarked)?;
             foreign_key_check(conn, m, &watch.step_scope(conn)?, Outcome::RanNotMarked)?;
         }
         let marked = begin_immediate(conn, self.lock_timeout)
@@ -1004,6 +1042,15 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     Ok(None)
 }
 
+/// Whether the run failed waiting for another connection's lock.
+fn is_lock_error(e: &Error) -> bool {
+    match e {
+        Error::Locked { .. } => true,
+        Error::Sqlite { cause, .. } => is_busy(cause),
+        _ => false,
+    }
+}
+
 /// Logs the migrations of `applied` from `committed` on, just committed,
 /// and counts them as committed.
 fn log_committed(applied: &[(&Migration, Duration)], committed: &mut usize) {
@@ -1029,6 +1076,11 @@ struct Mentions {
     /// `REPLACE`: an insert of the file may delete the rows it conflicts
     /// with (`INSERT OR REPLACE`, `REPLACE INTO`).
     replace: bool,
+    /// `writable_schema`: the file may write the schema table itself.
+    writable_schema: bool,
+    /// `sqlite_master` or `sqlite_schema`: the file names the schema table
+    /// (and may write it, if an earlier file left `writable_schema` on).
+    schema_table: bool,
 }
 
 impl Mentions {
@@ -1054,6 +1106,9 @@ impl Mentions {
             }
             from += at + 1;
         }
+        found.writable_schema = contains_ignore_case(sql, "writable_schema");
+        found.schema_table = contains_ignore_case(sql, "sqlite_master")
+            || contains_ignore_case(sql, "sqlite_schema");
         found
     }
 }
@@ -1497,6 +1552,8 @@ struct Seen {
     /// Tables of this step inserted into: they lose rows too when the
     /// insert replaces the rows it conflicts with.
     step_inserted: BTreeSet<String>,
+    /// A statement of this step dropped a trigger.
+    step_dropped_trigger: bool,
     /// A statement since the last read of the schema may have changed it.
     schema_changed: bool,
     /// A statement of this step set `PRAGMA writable_schema`, after which
@@ -1563,13 +1620,20 @@ impl TableWatch {
                 }
                 AuthAction::Update { table_name, .. }
                 | AuthAction::AlterTable { table_name, .. } => (Some(table_name), true, true),
-                AuthAction::Delete { table_name } | AuthAction::DropTable { table_name } => {
-                    (Some(table_name), false, true)
-                }
-                AuthAction::CreateIndex { table_name, .. }
-                | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, false),
+                // Dropping an index may take away the UNIQUE a child's
+                // foreign key needs: its children are checked too.
+                AuthAction::Delete { table_name }
+                | AuthAction::DropTable { table_name }
+                | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, true),
+                AuthAction::CreateIndex { table_name, .. } => (Some(table_name), false, false),
                 _ => (None, false, false),
             };
+            // A trigger the step drops may have replaced rows before it
+            // went (and the schema read after the step no longer has it).
+            let dropped_trigger = matches!(
+                ctx.action,
+                AuthAction::DropTrigger { .. } | AuthAction::DropTempTrigger { .. }
+            );
             let schema = may_change_schema(&ctx.action);
             // A file can write sqlite_master only after setting `PRAGMA
             // writable_schema` (CREATE, ALTER and DROP are reported as
@@ -1581,10 +1645,11 @@ impl TableWatch {
             );
             let table = table.filter(|t| !t.starts_with("sqlite_") && *t != state::HISTORY_TABLE);
             // Most actions (every column read) record nothing: no lock.
-            if !schema && !edited && table.is_none() {
+            if !schema && !edited && table.is_none() && !dropped_trigger {
                 return Authorization::Allow;
             }
             let mut seen = lock(&sink);
+            seen.step_dropped_trigger |= dropped_trigger;
             seen.schema_changed |= schema;
             seen.step_schema_edited |= edited;
             seen.run_schema_edited |= edited;
@@ -1631,6 +1696,7 @@ impl TableWatch {
         seen.step_children.clear();
         seen.step_parents.clear();
         seen.step_inserted.clear();
+        seen.step_dropped_trigger = false;
         seen.step_schema_edited = false;
         Ok(())
     }
@@ -1657,24 +1723,17 @@ impl TableWatch {
         }
     }
 
-    /// After a file that wrote `sqlite_master` itself: makes SQLite load
-    /// the schema it left, so that the checks see it; a schema SQLite
-    /// cannot load fails the migration (`outcome`: what that leaves).
-    fn load_edited_schema(&self, conn: &Connection, m: &Migration, outcome: Outcome) -> Result<()> {
-        if !lock(&self.seen).step_schema_edited {
-            return Ok(());
-        }
-        reload_schema(conn).map_err(|e| {
-            at_end_of(
-                m,
-                format!(
-                    "the file wrote sqlite_master directly (PRAGMA writable_schema), and SQLite \
-                     cannot load the schema it left: {e}"
-                ),
-                Hint::None,
-                outcome,
-            )
-        })
+    /// Whether a statement of this step set `PRAGMA writable_schema`.
+    fn schema_edited(&self) -> bool {
+        lock(&self.seen).step_schema_edited
+    }
+
+    /// A file may have edited `sqlite_master` (by its text): treat the
+    /// step as the authorizer would one that set `writable_schema`.
+    fn note_schema_edit(&self) {
+        let mut seen = lock(&self.seen);
+        seen.step_schema_edited = true;
+        seen.run_schema_edited = true;
     }
 
     /// The tables and their SQL now: the last read, or a new one if a
@@ -1686,7 +1745,9 @@ impl TableWatch {
                 tables: schema,
                 replaces,
             } = tables(conn)?;
-            self.schema_replaces.set(replaces);
+            // Sticky: a trigger that replaced rows may be gone by now.
+            self.schema_replaces
+                .set(self.schema_replaces.get() || replaces);
             if schema.values().any(|sql| mentions_references(sql)) {
                 self.foreign_keys_possible.set(Some(true));
             } else if self.foreign_keys_possible.get().is_none() {
@@ -1703,13 +1764,14 @@ impl TableWatch {
     /// one whose SQL names a parent can point to it, so the others are left
     /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (written, mut parents, inserted, edited) = {
+        let (written, mut parents, inserted, edited, dropped_trigger) = {
             let seen = lock(&self.seen);
             (
                 seen.step_children.clone(),
                 seen.step_parents.clone(),
                 seen.step_inserted.clone(),
                 seen.step_schema_edited,
+                seen.step_dropped_trigger,
             )
         };
         if (written.is_empty() && parents.is_empty() && !edited)
@@ -1720,8 +1782,10 @@ impl TableWatch {
         self.current_schema(conn)?;
         // An insert that replaces the rows it conflicts with deletes them
         // (the authorizer reports only the insert): when the file or the
-        // schema says REPLACE, the tables inserted into are parents too.
-        if self.step_replaces.get() || self.schema_replaces.get() {
+        // schema (as any read of this run saw it) says REPLACE, or the step
+        // dropped a trigger (which may have), the tables inserted into are
+        // parents too.
+        if self.step_replaces.get() || self.schema_replaces.get() || dropped_trigger {
             parents.extend(inserted);
         }
         let context = "cannot read the database's foreign keys";
@@ -1763,12 +1827,13 @@ impl TableWatch {
     /// Removes the authorizer; for `Changed`, returns the touched tables
     /// that exist now, or `None` when that is every table (one whole
     /// check then costs less than one per table and covers more).
-    fn finish(self, conn: &mut Connection) -> Result<Option<Vec<String>>> {
+    /// `read`: whether the schema may be read (not after a lock timeout).
+    fn finish(self, conn: &mut Connection, read: bool) -> Result<Option<Vec<String>>> {
         if self.installed.get() {
             conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
                 .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
         }
-        let Some(before) = &self.before else {
+        let Some(before) = self.before.as_ref().filter(|_| read) else {
             return Ok(None);
         };
         // A file that wrote sqlite_master itself may have changed any
@@ -1834,6 +1899,39 @@ fn may_change_schema(action: &AuthAction<'_>) -> bool {
         | AuthAction::Delete { table_name } => table_name.starts_with("sqlite_"),
         _ => true,
     }
+}
+
+/// After a file that may have written `sqlite_master` itself (its text
+/// names `writable_schema` or the schema table, or the authorizer saw the
+/// pragma set): makes SQLite load the schema it left, so that the checks
+/// see it, whether or not the file bumped `schema_version`; a schema SQLite
+/// cannot load fails the migration (`outcome`: what that leaves). A file
+/// that names `writable_schema` also makes `Changed` check everything.
+fn load_edited_schema(
+    conn: &Connection,
+    m: &Migration,
+    mentions: &Mentions,
+    watch: Option<&TableWatch>,
+    outcome: Outcome,
+) -> Result<()> {
+    if mentions.writable_schema {
+        if let Some(watch) = watch {
+            watch.note_schema_edit();
+        }
+    } else if !mentions.schema_table && !watch.is_some_and(TableWatch::schema_edited) {
+        return Ok(());
+    }
+    reload_schema(conn).map_err(|e| {
+        at_end_of(
+            m,
+            format!(
+                "the file wrote sqlite_master directly (PRAGMA writable_schema), and SQLite \
+                 cannot load the schema it left: {e}"
+            ),
+            Hint::None,
+            outcome,
+        )
+    })
 }
 
 /// Makes SQLite load the main database's schema again, as SQLite's own
@@ -2142,6 +2240,21 @@ mod tests {
                     references: true,
                     savepoint_control: true,
                     replace: true,
+                    ..none
+                },
+            ),
+            (
+                "PRAGMA Writable_Schema = ON",
+                Mentions {
+                    writable_schema: true,
+                    ..none
+                },
+            ),
+            (
+                "UPDATE SQLITE_SCHEMA SET sql = ''",
+                Mentions {
+                    schema_table: true,
+                    ..none
                 },
             ),
         ] {

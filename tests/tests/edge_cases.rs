@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use migrate_core::{Error, Migrations};
+use migrate_core::{Error, IntegrityCheck, Migrations};
 use migrate_tests::{migrations_dir, snapshot};
 use rusqlite::Connection;
 
@@ -1088,4 +1088,166 @@ fn orphans_that_were_there_before_a_migration_are_told_apart() {
         }
         assert_eq!(snapshot(&conn), before);
     }
+}
+
+#[test]
+fn a_replacing_trigger_dropped_by_the_file_that_fired_it_is_still_checked() {
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        (
+            "003_trigger.sql",
+            "CREATE TABLE signups (email TEXT);\n\
+             CREATE TRIGGER signup AFTER INSERT ON signups BEGIN \
+             INSERT OR REPLACE INTO users (id, email) VALUES (3, NEW.email); END;",
+        ),
+        (
+            "004_fire_and_drop.sql",
+            "INSERT INTO signups VALUES ('a@x');\nDROP TRIGGER signup;",
+        ),
+    ]);
+    for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
+        for single in [false, true] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+            m.migrate_to(&mut conn, 3).unwrap();
+            seed_user_and_post(&conn);
+            let before = snapshot(&conn);
+            let err = m
+                .migrator()
+                .integrity_check(level)
+                .single_transaction(single)
+                .migrate(&mut conn)
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::ForeignKeyViolation { version: 4, .. }),
+                "{level:?} {single}: {err:?}"
+            );
+            assert_eq!(snapshot(&conn), before);
+        }
+    }
+}
+
+#[test]
+fn dropping_the_unique_index_a_foreign_key_needs_is_refused() {
+    let (_d, m) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n\
+             CREATE UNIQUE INDEX users_email ON users (email);",
+        ),
+        (
+            "002_posts.sql",
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY, email TEXT REFERENCES users(email));",
+        ),
+        ("003_drop_index.sql", "DROP INDEX users_email;"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x'); INSERT INTO posts (email) VALUES ('a@x');",
+    )
+    .unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version: 3, file, ..
+        } => assert_eq!(file, "003_drop_index.sql"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("foreign key mismatch"), "{err}");
+    assert_eq!(snapshot(&conn), before);
+}
+
+#[test]
+fn a_schema_edit_without_a_schema_version_bump_is_checked_as_edited() {
+    // The file points an index at another column and does not bump
+    // schema_version: the checks must see the schema it left, with foreign
+    // keys off (no authorizer), in a transaction or not, at every level
+    // that checks.
+    let edit = "PRAGMA writable_schema = ON;\n\
+                UPDATE sqlite_master SET sql = 'CREATE INDEX t_x ON t (y)' WHERE name = 't_x';\n\
+                PRAGMA writable_schema = OFF;\n";
+    for no_transaction in [false, true] {
+        let file = if no_transaction {
+            format!("-- migrate:no-transaction\n{edit}")
+        } else {
+            edit.to_owned()
+        };
+        let (_d, m) = load(&[
+            (
+                "001_t.sql",
+                "CREATE TABLE t (x INTEGER, y INTEGER);\nCREATE INDEX t_x ON t (x);\n\
+                 INSERT INTO t VALUES (1, 2), (3, 4);\nCREATE TABLE other (z);",
+            ),
+            ("002_edit.sql", &file),
+        ]);
+        for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+            m.migrate_to(&mut conn, 1).unwrap();
+            let err = m
+                .migrator()
+                .integrity_check(level)
+                .migrate(&mut conn)
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Integrity { version: 2, problems }
+                    if problems.iter().any(|p| p.contains("missing from index t_x"))),
+                "{no_transaction} {level:?}: {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_no_transaction_file_failing_inside_its_own_transaction_is_rolled_back_first() {
+    // The file's open transaction holds a schema edit that damages t; its
+    // failure must roll that back before anything else reads the database,
+    // and the error is the file's, not damage that is no longer there.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let (_d, m) = load(&[
+        (
+            "001_t.sql",
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (NULL);",
+        ),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\n\
+             CREATE TABLE before_begin (x);\n\
+             BEGIN;\n\
+             PRAGMA writable_schema = ON;\n\
+             UPDATE sqlite_master SET sql = 'CREATE TABLE t (x INTEGER NOT NULL)' WHERE name = 't';\n\
+             PRAGMA schema_version = 100;\n\
+             PRAGMA writable_schema = OFF;\n\
+             INSERT INTO no_such_table VALUES (1);\n\
+             COMMIT;\n",
+        ),
+    ]);
+    let mut conn = Connection::open(&path).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version: 2,
+            line: 8,
+            outcome: migrate_core::Outcome::PartlyApplied,
+            ..
+        } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("the transaction the file began was rolled back"),
+        "{err}"
+    );
+    assert!(conn.is_autocommit());
+    assert!(table_exists(&conn, "before_begin"));
+    drop(conn);
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(migrate_tests::integrity(&conn), "ok");
+    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
 }

@@ -439,3 +439,58 @@ fn a_migration_committed_by_another_connection_after_the_first_read_is_not_run_a
 fn migrations_dir_of(db: &std::path::Path) -> std::path::PathBuf {
     db.parent().unwrap().join("migrations")
 }
+
+#[test]
+fn a_lock_timeout_after_a_committed_migration_is_waited_once() {
+    // Migration 1 commits; another connection then takes an exclusive lock
+    // and keeps it. The run fails after one lock timeout: the check of
+    // what was committed is skipped, not made to wait a second time.
+    install_interleave_logger();
+    let files = [
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        ("002_b.sql", "CREATE TABLE b (x);\n"),
+    ];
+    let dir = migrations_dir(&files);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = open_journal(&db, false);
+    let (go, went) = std::sync::mpsc::channel::<()>();
+    let (taken, is_taken) = std::sync::mpsc::channel::<()>();
+    let other_db = db.clone();
+    let holder = std::thread::spawn(move || {
+        went.recv().unwrap();
+        let other = open(&other_db);
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        taken.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    HOOK.with(|hook| {
+        *hook.borrow_mut() = Some((
+            "applied migration 1",
+            Box::new(move || {
+                go.send(()).unwrap();
+                is_taken.recv().unwrap();
+            }),
+        ));
+    });
+    let timeout = Duration::from_secs(1);
+    let t0 = Instant::now();
+    let err = migrations
+        .migrator()
+        .lock_timeout(timeout)
+        .migrate(&mut conn)
+        .unwrap_err();
+    let waited = t0.elapsed();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(
+        waited < Duration::from_millis(1800),
+        "it waited {waited:?}: the lock timeout twice"
+    );
+    holder.join().unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
