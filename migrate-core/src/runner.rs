@@ -1084,31 +1084,44 @@ struct Mentions {
 }
 
 impl Mentions {
+    const ALL: Mentions = Mentions {
+        references: true,
+        savepoint_control: true,
+        replace: true,
+        writable_schema: true,
+        schema_table: true,
+    };
+
     fn of(sql: &str) -> Self {
         let text = sql.as_bytes();
         let mut found = Mentions::default();
         let mut from = 0;
-        // All four words start with R: look only where an R is.
+        // The first four words start with R, the other three have an
+        // underscore at a known place: look only where an R or a `_` is.
         while let Some(at) = text
             .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r'))
+            .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r' || b == b'_'))
         {
-            let word = &text[from + at..];
-            let starts = |w: &str| {
-                word.get(..w.len())
+            let at = from + at;
+            // Whether `w` is written at `at - back`, in any case.
+            let is_at = |back: usize, w: &str| {
+                at.checked_sub(back)
+                    .and_then(|start| text.get(start..start + w.len()))
                     .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
             };
-            found.references |= starts("references");
-            found.savepoint_control |= starts("rollback") || starts("release");
-            found.replace |= starts("replace");
-            if found.references && found.savepoint_control && found.replace {
+            if text[at] == b'_' {
+                found.writable_schema |= is_at(8, "writable_schema");
+                found.schema_table |= is_at(6, "sqlite_master") || is_at(6, "sqlite_schema");
+            } else {
+                found.references |= is_at(0, "references");
+                found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
+                found.replace |= is_at(0, "replace");
+            }
+            if found == Mentions::ALL {
                 break;
             }
-            from += at + 1;
+            from = at + 1;
         }
-        found.writable_schema = contains_ignore_case(sql, "writable_schema");
-        found.schema_table = contains_ignore_case(sql, "sqlite_master")
-            || contains_ignore_case(sql, "sqlite_schema");
         found
     }
 }
@@ -2259,6 +2272,50 @@ mod tests {
             ),
         ] {
             assert_eq!(Mentions::of(sql), expected, "{sql:?}");
+        }
+    }
+
+    /// The one-pass scan agrees with a search for each word, wherever the
+    /// words and look-alikes are placed.
+    #[test]
+    fn mentions_agrees_with_a_search_for_each_word() {
+        let parts = [
+            "",
+            "x",
+            "_",
+            "r",
+            "R",
+            " ",
+            "references",
+            "ROLLBACK",
+            "release",
+            "Replace",
+            "writable_schema",
+            "WRITABLE_SCHEMA",
+            "sqlite_master",
+            "sqlite_schema",
+            "SQLITE_SCHEMA",
+            "writable_",
+            "sqlite_",
+            "_master",
+            "é",
+        ];
+        let naive = |sql: &str| Mentions {
+            references: contains_ignore_case(sql, "references"),
+            savepoint_control: contains_ignore_case(sql, "rollback")
+                || contains_ignore_case(sql, "release"),
+            replace: contains_ignore_case(sql, "replace"),
+            writable_schema: contains_ignore_case(sql, "writable_schema"),
+            schema_table: contains_ignore_case(sql, "sqlite_master")
+                || contains_ignore_case(sql, "sqlite_schema"),
+        };
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let sql = format!("{a}{b}{c}");
+                    assert_eq!(Mentions::of(&sql), naive(&sql), "{sql:?}");
+                }
+            }
         }
     }
 
