@@ -1548,6 +1548,8 @@ struct TableWatch {
     schema_replaces: std::cell::Cell<bool>,
     /// Whether this step's file says `REPLACE`.
     step_replaces: std::cell::Cell<bool>,
+    /// The main database's triggers, as last read.
+    triggers: std::cell::RefCell<BTreeSet<String>>,
     /// The tables of the foreign-key check that failed, if one did.
     checked_scope: std::cell::RefCell<Vec<String>>,
 }
@@ -1567,6 +1569,10 @@ struct Seen {
     step_inserted: BTreeSet<String>,
     /// A statement of this step dropped a trigger.
     step_dropped_trigger: bool,
+    /// The triggers that inserted rows in this step: one that is not the
+    /// main database's (a temporary trigger, whose SQL is not read) may
+    /// have replaced rows.
+    step_trigger_inserts: BTreeSet<String>,
     /// A statement since the last read of the schema may have changed it.
     schema_changed: bool,
     /// A statement of this step set `PRAGMA writable_schema`, after which
@@ -1589,9 +1595,11 @@ impl TableWatch {
         // The schema before the run is needed for `Changed`; for the
         // foreign-key check alone it is read when a migration wrote a table.
         let mut schema_replaces = false;
+        let mut triggers = BTreeSet::new();
         let before = if with_schema {
             let schema = tables(conn)?;
             schema_replaces = schema.replaces;
+            triggers = schema.triggers;
             Some(schema.tables)
         } else {
             None
@@ -1608,6 +1616,7 @@ impl TableWatch {
             installed: std::cell::Cell::new(false),
             schema_replaces: std::cell::Cell::new(schema_replaces),
             step_replaces: std::cell::Cell::new(false),
+            triggers: std::cell::RefCell::new(triggers),
             checked_scope: std::cell::RefCell::new(Vec::new()),
         };
         // Without `Changed`, and while no table can have a foreign key,
@@ -1627,6 +1636,8 @@ impl TableWatch {
         let sink = Arc::clone(&self.seen);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let inserted = matches!(ctx.action, AuthAction::Insert { .. });
+            // An insert coded from a trigger's body names the trigger.
+            let trigger_insert = if inserted { ctx.accessor } else { None };
             let (table, child, parent) = match ctx.action {
                 AuthAction::Insert { table_name } | AuthAction::CreateTable { table_name } => {
                     (Some(table_name), true, false)
@@ -1663,6 +1674,9 @@ impl TableWatch {
             }
             let mut seen = lock(&sink);
             seen.step_dropped_trigger |= dropped_trigger;
+            if let Some(trigger) = trigger_insert {
+                note_table(&mut seen.step_trigger_inserts, trigger);
+            }
             seen.schema_changed |= schema;
             seen.step_schema_edited |= edited;
             seen.run_schema_edited |= edited;
@@ -1710,6 +1724,7 @@ impl TableWatch {
         seen.step_parents.clear();
         seen.step_inserted.clear();
         seen.step_dropped_trigger = false;
+        seen.step_trigger_inserts.clear();
         seen.step_schema_edited = false;
         Ok(())
     }
@@ -1757,7 +1772,9 @@ impl TableWatch {
             let Schema {
                 tables: schema,
                 replaces,
+                triggers,
             } = tables(conn)?;
+            *self.triggers.borrow_mut() = triggers;
             // Sticky: a trigger that replaced rows may be gone by now.
             self.schema_replaces
                 .set(self.schema_replaces.get() || replaces);
@@ -1777,7 +1794,7 @@ impl TableWatch {
     /// one whose SQL names a parent can point to it, so the others are left
     /// out without asking SQLite about each.
     fn step_scope(&self, conn: &Connection) -> Result<Vec<String>> {
-        let (written, mut parents, inserted, edited, dropped_trigger) = {
+        let (written, mut parents, inserted, edited, dropped_trigger, trigger_inserts) = {
             let seen = lock(&self.seen);
             (
                 seen.step_children.clone(),
@@ -1785,6 +1802,7 @@ impl TableWatch {
                 seen.step_inserted.clone(),
                 seen.step_schema_edited,
                 seen.step_dropped_trigger,
+                seen.step_trigger_inserts.clone(),
             )
         };
         if (written.is_empty() && parents.is_empty() && !edited)
@@ -1796,9 +1814,18 @@ impl TableWatch {
         // An insert that replaces the rows it conflicts with deletes them
         // (the authorizer reports only the insert): when the file or the
         // schema (as any read of this run saw it) says REPLACE, or the step
-        // dropped a trigger (which may have), the tables inserted into are
-        // parents too.
-        if self.step_replaces.get() || self.schema_replaces.get() || dropped_trigger {
+        // dropped a trigger, or a trigger that is not the main database's
+        // inserted rows (either may have replaced some), the tables
+        // inserted into are parents too.
+        let unknown_trigger = {
+            let known = self.triggers.borrow();
+            trigger_inserts.iter().any(|t| !known.contains(t))
+        };
+        if self.step_replaces.get()
+            || self.schema_replaces.get()
+            || dropped_trigger
+            || unknown_trigger
+        {
             parents.extend(inserted);
         }
         let context = "cannot read the database's foreign keys";
@@ -1975,11 +2002,15 @@ fn may_name(sql: &str, table: &str) -> bool {
     table.contains(['"', '\'', '`', ']']) || contains_ignore_case(sql, table)
 }
 
-/// The main database's tables and their SQL, and whether a table or a
-/// trigger (temporary ones included) says `REPLACE`.
+/// The main database's tables and their SQL, its triggers, and whether a
+/// table or a trigger says `REPLACE`. (Temporary triggers are not read:
+/// that makes SQLite set up the temporary database, which costs more than
+/// the rest of a small run; see `Seen::step_trigger_inserts`.)
 struct Schema {
     tables: BTreeMap<String, String>,
     replaces: bool,
+    /// The names of the main database's triggers.
+    triggers: BTreeSet<String>,
 }
 
 fn tables(conn: &Connection) -> Result<Schema> {
@@ -1987,15 +2018,14 @@ fn tables(conn: &Connection) -> Result<Schema> {
     let mut stmt = conn
         .prepare(
             "SELECT type = 'table', name, coalesce(sql, '') FROM main.sqlite_master \
-             WHERE type IN ('table', 'trigger') \
-             UNION ALL SELECT 0, name, coalesce(sql, '') FROM temp.sqlite_master \
-             WHERE type = 'trigger'",
+             WHERE type IN ('table', 'trigger')",
         )
         .map_err(|e| Error::sqlite(context, e))?;
     let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
     let mut schema = Schema {
         tables: BTreeMap::new(),
         replaces: false,
+        triggers: BTreeSet::new(),
     };
     while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
         let (is_table, name, sql): (bool, String, String) = (
@@ -2006,6 +2036,8 @@ fn tables(conn: &Connection) -> Result<Schema> {
         schema.replaces |= contains_ignore_case(&sql, "replace");
         if is_table {
             schema.tables.insert(name, sql);
+        } else {
+            schema.triggers.insert(name);
         }
     }
     Ok(schema)

@@ -1251,3 +1251,38 @@ fn a_no_transaction_file_failing_inside_its_own_transaction_is_rolled_back_first
     assert_eq!(migrate_tests::integrity(&conn), "ok");
     assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
 }
+
+#[test]
+fn a_temporary_trigger_of_the_connection_that_replaces_a_parent_row_is_checked() {
+    // The application made a TEMP trigger on its connection; the framework
+    // does not read temporary triggers, but knows the insert came from a
+    // trigger it has not read.
+    let (_d, m) = load(&[
+        ("001_users.sql", USERS),
+        ("002_posts.sql", POSTS),
+        ("003_log.sql", "CREATE TABLE log (email TEXT);"),
+        ("004_insert.sql", "INSERT INTO log (email) VALUES ('a@x');"),
+    ]);
+    for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        m.migrate_to(&mut conn, 3).unwrap();
+        seed_user_and_post(&conn);
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER log_user AFTER INSERT ON log BEGIN \
+             INSERT OR REPLACE INTO users (id, email) VALUES (3, NEW.email); END;",
+        )
+        .unwrap();
+        let before = snapshot(&conn);
+        let err = m
+            .migrator()
+            .integrity_check(level)
+            .migrate(&mut conn)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ForeignKeyViolation { version: 4, .. }),
+            "{level:?}: {err:?}"
+        );
+        assert_eq!(snapshot(&conn), before);
+    }
+}
