@@ -645,19 +645,8 @@ impl<'m> Migrator<'m> {
                     set_foreign_keys(conn, false)?;
                     known = Some(Known::committed(seen, m.version()));
                 }
-                Err(mut e) => {
+                Err(e) => {
                     rollback(conn);
-                    if let (
-                        Error::ForeignKeyViolation {
-                            violations,
-                            outcome: Outcome::RolledBack | Outcome::AllRolledBack,
-                            ..
-                        },
-                        Some(watch),
-                    ) = (&mut e, watch)
-                    {
-                        watch.note_earlier_orphans(conn, violations, self.single_transaction);
-                    }
                     return Err(e);
                 }
             }
@@ -778,11 +767,7 @@ impl<'m> Migrator<'m> {
             // Before each commit (in single-transaction mode, after each
             // file, so that a violation names the file that made it).
             if let Some(watch) = watch.filter(|_| foreign_keys) {
-                let scope = watch.step_scope(conn)?;
-                if let Err(e) = foreign_key_check(conn, m, &scope, rolled_back) {
-                    *watch.checked_scope.borrow_mut() = scope;
-                    return Err(e);
-                }
+                foreign_key_check(conn, m, &watch.step_scope(conn)?, rolled_back)?;
             }
             let duration = t0.elapsed();
             done.push((m, duration));
@@ -1550,8 +1535,6 @@ struct TableWatch {
     step_replaces: std::cell::Cell<bool>,
     /// The main database's triggers, as last read.
     triggers: std::cell::RefCell<BTreeSet<String>>,
-    /// The tables of the foreign-key check that failed, if one did.
-    checked_scope: std::cell::RefCell<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -1617,7 +1600,6 @@ impl TableWatch {
             schema_replaces: std::cell::Cell::new(schema_replaces),
             step_replaces: std::cell::Cell::new(false),
             triggers: std::cell::RefCell::new(triggers),
-            checked_scope: std::cell::RefCell::new(Vec::new()),
         };
         // Without `Changed`, and while no table can have a foreign key,
         // there is nothing to record.
@@ -1727,28 +1709,6 @@ impl TableWatch {
         seen.step_trigger_inserts.clear();
         seen.step_schema_edited = false;
         Ok(())
-    }
-
-    /// After a foreign-key violation was rolled back: notes, of the rows
-    /// it lists, those that broke their foreign key before too (as the
-    /// rollback left the tables), so that the error tells data to clean
-    /// from rows the migration made. Best effort: if the check cannot run,
-    /// the list stays as it was.
-    fn note_earlier_orphans(&self, conn: &Connection, violations: &mut [String], single: bool) {
-        let scope = std::mem::take(&mut *self.checked_scope.borrow_mut());
-        let Ok((before, _)) = orphan_rows(conn, &scope, 10_000) else {
-            return;
-        };
-        let note = if single {
-            " (already so before this run)"
-        } else {
-            " (already so before this migration)"
-        };
-        for violation in violations.iter_mut() {
-            if before.contains(violation) {
-                violation.push_str(note);
-            }
-        }
     }
 
     /// Whether a statement of this step set `PRAGMA writable_schema`.
