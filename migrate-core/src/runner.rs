@@ -1777,10 +1777,17 @@ impl TableWatch {
         // dropped a trigger, or a trigger that is not the main database's
         // inserted rows (either may have replaced some), the tables
         // inserted into are parents too.
-        let unknown_trigger = {
-            let known = self.triggers.borrow();
-            trigger_inserts.iter().any(|t| !known.contains(t))
-        };
+        // A trigger is known when it is the main database's and no
+        // temporary trigger has its name (the temporary ones are read only
+        // here, when a trigger inserted rows: reading them sets up the
+        // temporary database).
+        let unknown_trigger = !trigger_inserts.is_empty()
+            && (trigger_inserts
+                .iter()
+                .any(|t| !self.triggers.borrow().contains(t))
+                || temporary_triggers(conn)?
+                    .iter()
+                    .any(|t| trigger_inserts.contains(t)));
         if self.step_replaces.get()
             || self.schema_replaces.get()
             || dropped_trigger
@@ -1962,10 +1969,24 @@ fn may_name(sql: &str, table: &str) -> bool {
     table.contains(['"', '\'', '`', ']']) || contains_ignore_case(sql, table)
 }
 
+/// The names of the connection's temporary triggers.
+fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
+    let context = "cannot read the connection's temporary triggers";
+    let mut stmt = conn
+        .prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger'")
+        .map_err(|e| Error::sqlite(context, e))?;
+    let names = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(|e| Error::sqlite(context, e))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| Error::sqlite(context, e))?;
+    Ok(names)
+}
+
 /// The main database's tables and their SQL, its triggers, and whether a
-/// table or a trigger says `REPLACE`. (Temporary triggers are not read:
-/// that makes SQLite set up the temporary database, which costs more than
-/// the rest of a small run; see `Seen::step_trigger_inserts`.)
+/// table or a trigger says `REPLACE`. (Temporary triggers are not read
+/// here: that makes SQLite set up the temporary database, which costs more
+/// than the rest of a small run; see `Seen::step_trigger_inserts`.)
 struct Schema {
     tables: BTreeMap<String, String>,
     replaces: bool,

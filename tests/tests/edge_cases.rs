@@ -1263,19 +1263,30 @@ fn a_temporary_trigger_of_the_connection_that_replaces_a_parent_row_is_checked()
     // The application made a TEMP trigger on its connection; the framework
     // does not read temporary triggers, but knows the insert came from a
     // trigger it has not read.
-    let (_d, m) = load(&[
-        ("001_users.sql", USERS),
-        ("002_posts.sql", POSTS),
-        ("003_log.sql", "CREATE TABLE log (email TEXT);"),
-        ("004_insert.sql", "INSERT INTO log (email) VALUES ('a@x');"),
-    ]);
+    for log in [
+        "CREATE TABLE log (email TEXT);",
+        // A harmless main trigger with the temporary trigger's name.
+        "CREATE TABLE log (email TEXT);\n\
+         CREATE TRIGGER log_user AFTER DELETE ON log BEGIN SELECT 1; END;",
+    ] {
+        let (_d, m) = load(&[
+            ("001_users.sql", USERS),
+            ("002_posts.sql", POSTS),
+            ("003_log.sql", log),
+            ("004_insert.sql", "INSERT INTO log (email) VALUES ('a@x');"),
+        ]);
+        temporary_trigger_case(&m);
+    }
+}
+
+fn temporary_trigger_case(m: &Migrations) {
     for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
         m.migrate_to(&mut conn, 3).unwrap();
         seed_user_and_post(&conn);
         conn.execute_batch(
-            "CREATE TEMP TRIGGER log_user AFTER INSERT ON log BEGIN \
+            "CREATE TEMP TRIGGER log_user AFTER INSERT ON main.log BEGIN \
              INSERT OR REPLACE INTO users (id, email) VALUES (3, NEW.email); END;",
         )
         .unwrap();
