@@ -329,6 +329,8 @@ pub enum Hint {
     TransactionControl,
     /// The database or disk is full.
     Full,
+    /// Another connection held a lock past the lock timeout.
+    Locked,
 }
 
 impl fmt::Display for Hint {
@@ -347,6 +349,10 @@ impl fmt::Display for Hint {
             Hint::Full => {
                 " (the disk or the database's max_page_count is full: free space and run again)"
             }
+            Hint::Locked => {
+                " (another connection held a lock on the database past the lock timeout: see \
+                 `Migrator::lock_timeout`)"
+            }
         })
     }
 }
@@ -360,8 +366,10 @@ pub enum Outcome {
     /// In single-transaction mode: every migration of the run was rolled
     /// back.
     AllRolledBack,
-    /// A `no-transaction` migration failed at its first statement: nothing
-    /// of it was applied and it was unmarked.
+    /// A `no-transaction` migration failed before any of its statements
+    /// was in the database for good (at its first statement, or inside a
+    /// transaction it began, which was rolled back): nothing of it was
+    /// applied and it was unmarked.
     NothingApplied,
     /// A `no-transaction` migration failed after some statements were
     /// applied; it stays marked incomplete.

@@ -820,7 +820,12 @@ impl<'m> Migrator<'m> {
             // not after the checks that follow a failure.
             if !conn.is_autocommit() {
                 rollback(conn);
-                if let Error::Migration { message, .. } = &mut e {
+                if let Error::Migration {
+                    message,
+                    outcome: Outcome::PartlyApplied,
+                    ..
+                } = &mut e
+                {
                     message.push_str(
                         " (the transaction the file began was rolled back: of the file, only \
                          what ran before its BEGIN is applied)",
@@ -880,10 +885,18 @@ impl<'m> Migrator<'m> {
             .and_then(|()| commit(conn, self.lock_timeout));
         if let Err(e) = marked {
             rollback(conn);
+            let (detail, hint) = match &e {
+                Error::Locked { timeout } => (
+                    format!("the write lock stayed taken for the lock timeout ({timeout:?})"),
+                    Hint::Locked,
+                ),
+                e if is_lock_error(e) => (e.to_string(), Hint::Locked),
+                e => (e.to_string(), Hint::None),
+            };
             return Err(at_end_of(
                 m,
-                format!("it could not be marked applied: {e}"),
-                Hint::None,
+                format!("it could not be marked applied: {detail}"),
+                hint,
                 Outcome::RanNotMarked,
             ));
         }
@@ -1030,7 +1043,10 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
 /// Whether the run failed waiting for another connection's lock.
 fn is_lock_error(e: &Error) -> bool {
     match e {
-        Error::Locked { .. } => true,
+        Error::Locked { .. }
+        | Error::Migration {
+            hint: Hint::Locked, ..
+        } => true,
         Error::Sqlite { cause, .. } => is_busy(cause),
         _ => false,
     }
@@ -1909,8 +1925,8 @@ fn may_change_schema(action: &AuthAction<'_>) -> bool {
 }
 
 /// After a file that may have written `sqlite_master` itself (its text
-/// names `writable_schema` or the schema table, or the authorizer saw the
-/// pragma set): makes SQLite load the schema it left, so that the checks
+/// names `writable_schema`, or the schema table while the pragma is on, or
+/// the authorizer saw the pragma set): makes SQLite load the schema it left, so that the checks
 /// see it, whether or not the file bumped `schema_version`; a schema SQLite
 /// cannot load fails the migration (`outcome`: what that leaves). A file
 /// that names `writable_schema` also makes `Changed` check everything.
@@ -1921,23 +1937,38 @@ fn load_edited_schema(
     watch: Option<&TableWatch>,
     outcome: Outcome,
 ) -> Result<()> {
-    if mentions.writable_schema {
-        if let Some(watch) = watch {
-            watch.note_schema_edit();
-        }
-    } else if !mentions.schema_table && !watch.is_some_and(TableWatch::schema_edited) {
+    // sqlite_master can be written only while writable_schema is on: a
+    // file that names the schema table edited it only if the pragma is on
+    // after it (an earlier file may have left it on), or if it names the
+    // pragma too.
+    let edited = mentions.writable_schema
+        || watch.is_some_and(TableWatch::schema_edited)
+        || (mentions.schema_table
+            && conn
+                .query_row("PRAGMA writable_schema", [], |r| r.get::<_, bool>(0))
+                .unwrap_or(true));
+    if !edited {
         return Ok(());
     }
+    if let Some(watch) = watch {
+        watch.note_schema_edit();
+    }
     reload_schema(conn).map_err(|e| {
-        at_end_of(
-            m,
-            format!(
-                "the file wrote sqlite_master directly (PRAGMA writable_schema), and SQLite \
-                 cannot load the schema it left: {e}"
-            ),
-            Hint::None,
-            outcome,
-        )
+        let (message, hint) = if is_busy(&e) {
+            (
+                format!("cannot make SQLite load the schema the file left: {e}"),
+                Hint::Locked,
+            )
+        } else {
+            (
+                format!(
+                    "the file wrote sqlite_master directly (PRAGMA writable_schema), and SQLite \
+                     cannot load the schema it left: {e}"
+                ),
+                Hint::None,
+            )
+        };
+        at_end_of(m, message, hint, outcome)
     })
 }
 
@@ -2037,7 +2068,11 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
     let terminated = format!("{sql}\0");
     let mut batch = Batch::new(conn, &terminated);
     let mut cursor = 0;
-    let mut first = true;
+    // Outside a transaction: whether a statement of the file is in the
+    // database for good (it ran in autocommit mode, or ended a transaction
+    // the file began). Until one is, a failure leaves nothing of the file:
+    // what ran inside a transaction it began is rolled back.
+    let mut committed = false;
     loop {
         let start = migrate_rules::skip_trivia(sql, cursor);
         if start >= sql.len() {
@@ -2047,7 +2082,7 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
         let fail_at = |message: String, hint: Hint, at: Option<usize>| {
             let outcome = if let Some(outcome) = rolled_back {
                 outcome
-            } else if first {
+            } else if !committed {
                 Outcome::NothingApplied
             } else {
                 Outcome::PartlyApplied
@@ -2133,7 +2168,7 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                 Hint::TransactionControl,
             ));
         }
-        first = false;
+        committed |= conn.is_autocommit();
     }
 }
 
@@ -2191,6 +2226,9 @@ fn sqlite_message(e: &rusqlite::Error) -> String {
 fn hint_for(e: &rusqlite::Error) -> Hint {
     if is_full(e) {
         return Hint::Full;
+    }
+    if is_busy(e) {
+        return Hint::Locked;
     }
     let message = sqlite_message(e);
     if message.contains("within a transaction") {

@@ -845,23 +845,41 @@ fn a_no_transaction_file_that_leaves_orphans_stays_marked_incomplete() {
 
 #[test]
 fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
+    // In both journal modes, at a level that reads after the run: the
+    // lock timeout is waited once, not again by the checks after it.
+    for (wal, level) in [
+        (true, IntegrityCheck::Full),
+        (false, IntegrityCheck::Changed),
+    ] {
+        could_not_be_marked(wal, level);
+    }
+}
+
+fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     use std::sync::mpsc;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
+    // Migration 2 is committed by the same run (so the run's checks have
+    // something to check), and 3 changes the schema.
     let (_d, m) = load(&[
         ("001_t.sql", "CREATE TABLE t (x);"),
+        ("002_u.sql", "CREATE TABLE u (x);"),
         (
-            "002_nt.sql",
-            "-- migrate:no-transaction\nINSERT INTO t VALUES ('done');\nSELECT hold_the_lock();\n",
+            "003_nt.sql",
+            "-- migrate:no-transaction\nINSERT INTO t VALUES ('done');\nCREATE TABLE v (x);\n\
+             SELECT hold_the_lock();\n",
         ),
     ]);
     let mut conn = Connection::open(&db).unwrap();
-    let _: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .unwrap();
+    if wal {
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+    }
     m.migrate_to(&mut conn, 1).unwrap();
-    // The file's last statement lets another connection take the write
-    // lock, and returns once it has it: the run cannot mark the file.
+    // The file's last statement lets another connection take the lock
+    // (exclusive: readers wait too, in rollback-journal mode), and returns
+    // once it has it: the run cannot mark the file.
     let (go, went) = mpsc::channel::<()>();
     let (locked, has_lock) = mpsc::channel::<()>();
     let (release, released) = mpsc::channel::<()>();
@@ -869,7 +887,7 @@ fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
     let holder = std::thread::spawn(move || {
         went.recv().unwrap();
         let other = Connection::open(&other_db).unwrap();
-        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
         locked.send(()).unwrap();
         released.recv().unwrap();
         other.execute_batch("ROLLBACK").unwrap();
@@ -885,32 +903,96 @@ fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
         },
     )
     .unwrap();
+    let timeout = Duration::from_millis(500);
+    let t0 = std::time::Instant::now();
     let err = m
         .migrator()
-        .lock_timeout(Duration::from_millis(200))
+        .lock_timeout(timeout)
+        .integrity_check(level)
         .migrate(&mut conn)
         .unwrap_err();
+    let waited = t0.elapsed();
     release.send(()).unwrap();
     holder.join().unwrap();
     match &err {
         Error::Migration {
-            version: 2,
+            version: 3,
             outcome: migrate_core::Outcome::RanNotMarked,
+            hint: migrate_core::Hint::Locked,
             ..
         } => {}
-        other => panic!("unexpected {other:?}"),
+        other => panic!("wal={wal}: unexpected {other:?}"),
     }
+    assert!(
+        waited < timeout * 2,
+        "wal={wal}: waited {waited:?} for a lock timeout of {timeout:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("it could not be marked applied"), "{text}");
     assert!(text.contains("nothing of it was rolled back"), "{text}");
+    assert!(
+        text.contains("the write lock stayed taken for the lock timeout (500ms)"),
+        "{text}"
+    );
+    assert!(!text.contains("was not applied"), "{text}");
     assert_eq!(count(&conn, "t"), 1);
-    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+    assert_eq!(history_state(&conn, 2).as_deref(), Some("applied"));
+    assert_eq!(history_state(&conn, 3).as_deref(), Some("started"));
     // The next run says how to finish it by hand.
     let text = m.migrate(&mut conn).unwrap_err().to_string();
     assert!(
         text.contains("UPDATE main._migrate_history SET state = 'applied'"),
         "{text}"
     );
+}
+
+#[test]
+fn a_schema_edit_while_an_earlier_file_left_writable_schema_on_is_checked() {
+    let tables = "CREATE TABLE parent (id INTEGER PRIMARY KEY);\n\
+                  CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER);\n\
+                  INSERT INTO parent VALUES (1);\n\
+                  INSERT INTO child VALUES (1, 1), (2, 42);\n";
+    let edit = "UPDATE sqlite_master SET sql = 'CREATE TABLE child (id INTEGER PRIMARY KEY, \
+                parent_id INTEGER REFERENCES parent (id))' WHERE type = 'table' AND name = 'child';\n";
+    for single in [false, true] {
+        let (_d, m) = load(&[
+            ("001_tables.sql", tables),
+            ("002_on.sql", "PRAGMA writable_schema = ON;"),
+            ("003_edit.sql", edit),
+        ]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let err = migrate_err(&m, &mut conn, single);
+        assert!(
+            matches!(err, Error::ForeignKeyViolation { version: 3, .. }),
+            "single={single}: {err:?}"
+        );
+        assert_eq!(orphans(&conn), 0);
+    }
+}
+
+#[test]
+fn a_file_that_only_reads_sqlite_master_changes_no_schema() {
+    let schema_version = |conn: &Connection| -> i64 {
+        conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    for file in [
+        "INSERT INTO names VALUES ('x');",
+        "INSERT INTO names SELECT name FROM sqlite_master WHERE type = 'table';",
+        "INSERT INTO names SELECT name FROM sqlite_schema WHERE type = 'table';",
+    ] {
+        let (_d, m) = load(&[
+            ("001_t.sql", "CREATE TABLE names (n TEXT);"),
+            ("002_data.sql", file),
+        ]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let before = schema_version(&conn);
+        m.migrate(&mut conn).unwrap();
+        assert_eq!(schema_version(&conn), before, "{file}");
+    }
 }
 
 #[test]
@@ -1256,6 +1338,40 @@ fn a_no_transaction_file_failing_inside_its_own_transaction_is_rolled_back_first
     let conn = Connection::open(&path).unwrap();
     assert_eq!(migrate_tests::integrity(&conn), "ok");
     assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+    // With nothing before its BEGIN, nothing of the file is left: it is
+    // unmarked, and runs again once fixed.
+    for ending in [
+        "INSERT INTO no_such_table VALUES (1);\nCOMMIT;\n",
+        // SQLite itself ends the transaction.
+        "INSERT OR ROLLBACK INTO u VALUES (1);\nCOMMIT;\n",
+    ] {
+        let (_d, m) = load(&[
+            (
+                "001_t.sql",
+                "CREATE TABLE t (x);\nCREATE TABLE u (x UNIQUE);\nINSERT INTO u VALUES (1);",
+            ),
+            (
+                "002_nt.sql",
+                &format!("-- migrate:no-transaction\nBEGIN;\nINSERT INTO t VALUES (1);\n{ending}"),
+            ),
+        ]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let before = snapshot(&conn);
+        let err = m.migrate(&mut conn).unwrap_err();
+        match &err {
+            Error::Migration {
+                version: 2,
+                line: 4,
+                outcome: migrate_core::Outcome::NothingApplied,
+                ..
+            } => {}
+            other => panic!("{ending:?}: unexpected {other:?}"),
+        }
+        assert!(conn.is_autocommit());
+        assert_eq!(snapshot(&conn), before, "{ending:?}");
+        assert_eq!(history_state(&conn, 2), None, "{ending:?}");
+    }
 }
 
 #[test]
