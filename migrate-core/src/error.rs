@@ -369,7 +369,8 @@ pub enum Outcome {
     /// A `no-transaction` migration failed before any of its statements
     /// was in the database for good (at its first statement, or inside a
     /// transaction it began, which was rolled back): nothing of it was
-    /// applied and it was unmarked.
+    /// applied and it was unmarked (if that failed too, the message says
+    /// how to do it by hand).
     NothingApplied,
     /// A `no-transaction` migration failed after some statements were
     /// applied; it stays marked incomplete.

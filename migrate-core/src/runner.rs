@@ -834,16 +834,28 @@ impl<'m> Migrator<'m> {
             }
             if let Error::Migration {
                 outcome: Outcome::NothingApplied,
+                message,
+                hint,
                 ..
-            } = e
+            } = &mut e
             {
-                // The first statement failed: nothing ran, so unmark it.
+                // Nothing of the file is in the database: unmark it. After
+                // a lock timeout, one try without waiting again.
+                if *hint == Hint::Locked {
+                    let _ = conn.busy_timeout(Duration::ZERO);
+                }
                 let unmark = conn.execute(
                     "DELETE FROM main._migrate_history WHERE version = ?1",
                     [m.version()],
                 );
                 if let Err(u) = unmark {
                     log::error!("cannot unmark migration {}: {u}", m.version());
+                    message.push_str(&format!(
+                        " (its history row still says it started, and could not be removed: \
+                         {u}; remove it with `DELETE FROM main._migrate_history WHERE version = \
+                         {};` before the next run, which otherwise stops at it)",
+                        m.version()
+                    ));
                 }
             }
             return Err(e);
@@ -2072,7 +2084,7 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
     // database for good (it ran in autocommit mode, or ended a transaction
     // the file began). Until one is, a failure leaves nothing of the file:
     // what ran inside a transaction it began is rolled back.
-    let mut committed = false;
+    let committed = std::cell::Cell::new(false);
     loop {
         let start = migrate_rules::skip_trivia(sql, cursor);
         if start >= sql.len() {
@@ -2082,7 +2094,7 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
         let fail_at = |message: String, hint: Hint, at: Option<usize>| {
             let outcome = if let Some(outcome) = rolled_back {
                 outcome
-            } else if !committed {
+            } else if !committed.get() {
                 Outcome::NothingApplied
             } else {
                 Outcome::PartlyApplied
@@ -2154,12 +2166,21 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                 ))
             }
         };
+        let changes = conn.total_changes();
         let mut rows = stmt.raw_query();
         loop {
             match rows.next() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(e) => return Err(fail(sqlite_message(&e), hint_for(&e))),
+                Err(e) => {
+                    // In autocommit mode, a statement that fails part way
+                    // (`OR FAIL`, `RAISE(FAIL)`) keeps the rows it wrote.
+                    drop(rows);
+                    if conn.is_autocommit() && conn.total_changes() != changes {
+                        committed.set(true);
+                    }
+                    return Err(fail(sqlite_message(&e), hint_for(&e)));
+                }
             }
         }
         if in_transaction && conn.is_autocommit() {
@@ -2168,7 +2189,9 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                 Hint::TransactionControl,
             ));
         }
-        committed |= conn.is_autocommit();
+        if conn.is_autocommit() {
+            committed.set(true);
+        }
     }
 }
 

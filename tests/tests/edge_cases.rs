@@ -855,8 +855,66 @@ fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
     }
 }
 
-fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
+/// A run (lock timeout 500 ms) whose file calls `hold_the_lock()` (see
+/// [`lock_taker`]): its error, and how long it took.
+fn migrate_locked_out(
+    m: &Migrations,
+    conn: &mut Connection,
+    db: &std::path::Path,
+    begin: &'static str,
+    level: IntegrityCheck,
+) -> (Error, Duration) {
+    let (release, holder) = lock_taker(conn, db, begin);
+    let t0 = std::time::Instant::now();
+    let err = m
+        .migrator()
+        .lock_timeout(Duration::from_millis(500))
+        .integrity_check(level)
+        .migrate(conn)
+        .unwrap_err();
+    let waited = t0.elapsed();
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    (err, waited)
+}
+
+/// Registers `hold_the_lock()` on `conn`: a file that calls it makes
+/// another connection run `begin` on `db` (taking a lock it keeps), and
+/// returns once that is done. Send on the returned channel to release the
+/// lock, then join the thread.
+fn lock_taker(
+    conn: &Connection,
+    db: &std::path::Path,
+    begin: &'static str,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     use std::sync::mpsc;
+    let (go, went) = mpsc::channel::<()>();
+    let (locked, has_lock) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let other_db = db.to_owned();
+    let holder = std::thread::spawn(move || {
+        went.recv().unwrap();
+        let other = Connection::open(&other_db).unwrap();
+        other.execute_batch(begin).unwrap();
+        locked.send(()).unwrap();
+        released.recv().unwrap();
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    conn.create_scalar_function(
+        "hold_the_lock",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        move |_| {
+            go.send(()).unwrap();
+            has_lock.recv().unwrap();
+            Ok(0)
+        },
+    )
+    .unwrap();
+    (release, holder)
+}
+
+fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
     // Migration 2 is committed by the same run (so the run's checks have
@@ -880,40 +938,8 @@ fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     // The file's last statement lets another connection take the lock
     // (exclusive: readers wait too, in rollback-journal mode), and returns
     // once it has it: the run cannot mark the file.
-    let (go, went) = mpsc::channel::<()>();
-    let (locked, has_lock) = mpsc::channel::<()>();
-    let (release, released) = mpsc::channel::<()>();
-    let other_db = db.clone();
-    let holder = std::thread::spawn(move || {
-        went.recv().unwrap();
-        let other = Connection::open(&other_db).unwrap();
-        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        locked.send(()).unwrap();
-        released.recv().unwrap();
-        other.execute_batch("ROLLBACK").unwrap();
-    });
-    conn.create_scalar_function(
-        "hold_the_lock",
-        0,
-        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
-        move |_| {
-            go.send(()).unwrap();
-            has_lock.recv().unwrap();
-            Ok(0)
-        },
-    )
-    .unwrap();
     let timeout = Duration::from_millis(500);
-    let t0 = std::time::Instant::now();
-    let err = m
-        .migrator()
-        .lock_timeout(timeout)
-        .integrity_check(level)
-        .migrate(&mut conn)
-        .unwrap_err();
-    let waited = t0.elapsed();
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    let (err, waited) = migrate_locked_out(&m, &mut conn, &db, "BEGIN EXCLUSIVE", level);
     match &err {
         Error::Migration {
             version: 3,
@@ -1418,4 +1444,78 @@ fn temporary_trigger_case(m: &Migrations) {
         );
         assert_eq!(snapshot(&conn), before);
     }
+}
+
+#[test]
+fn a_no_transaction_statement_that_fails_part_way_keeps_the_file_marked() {
+    // In autocommit mode an `OR FAIL` conflict keeps the rows written
+    // before it: the file is partly applied, not "nothing applied".
+    let (_d, m) = load(&[
+        (
+            "001_u.sql",
+            "CREATE TABLE u (x UNIQUE);\nINSERT INTO u VALUES (3);",
+        ),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nINSERT OR FAIL INTO u VALUES (1), (2), (3);\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Migration {
+                version: 2,
+                outcome: migrate_core::Outcome::PartlyApplied,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(count(&conn, "u"), 3);
+    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+}
+
+#[test]
+fn a_no_transaction_file_locked_out_of_its_own_transaction_waits_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x);"),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nBEGIN;\nSELECT hold_the_lock();\nINSERT INTO t VALUES (1);\nCOMMIT;\n",
+        ),
+    ]);
+    let mut conn = Connection::open(&db).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let timeout = Duration::from_millis(500);
+    let (err, waited) =
+        migrate_locked_out(&m, &mut conn, &db, "BEGIN IMMEDIATE", IntegrityCheck::Full);
+    match &err {
+        Error::Migration {
+            version: 2,
+            line: 4,
+            outcome: migrate_core::Outcome::NothingApplied,
+            hint: migrate_core::Hint::Locked,
+            ..
+        } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(waited < timeout * 2, "waited {waited:?}");
+    // Its history row could not be removed under the lock: the error says
+    // how, and the next run stops at it rather than guess.
+    let text = err.to_string();
+    assert!(
+        text.contains("remove it with `DELETE FROM main._migrate_history WHERE version = 2;`"),
+        "{text}"
+    );
+    assert_eq!(count(&conn, "t"), 0);
+    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+    assert!(matches!(
+        m.migrate(&mut conn),
+        Err(Error::Incomplete { version: 2, .. })
+    ));
 }
