@@ -372,8 +372,9 @@ pub enum Outcome {
     /// applied and it was unmarked (if that failed too, the message says
     /// how to do it by hand).
     NothingApplied,
-    /// A `no-transaction` migration failed after some statements were
-    /// applied; it stays marked incomplete.
+    /// A `no-transaction` migration failed after some of what it ran was
+    /// in the database for good (earlier statements, or rows the failing
+    /// statement wrote before it failed); it stays marked incomplete.
     PartlyApplied,
     /// A `no-transaction` migration ran to its end, but the check after it
     /// failed or it could not be marked applied; it stays marked
@@ -391,7 +392,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::NothingApplied => "nothing of the migration was applied",
             Outcome::PartlyApplied => {
-                "the statements before this one were applied and cannot be rolled back (the \
+                "what the file ran before this error was applied and cannot be rolled back (the \
                  file runs outside a transaction); the migration is marked incomplete: fix the \
                  database by hand before running again"
             }

@@ -133,6 +133,11 @@ impl Migrations {
     /// checks the database's integrity. Returns at once, without taking a
     /// write lock, when nothing is pending.
     ///
+    /// The connection's `foreign_keys` and busy timeout are restored at the
+    /// end. While migrating, the run installs its own authorizer (and, while
+    /// a `no-transaction` file runs, its own commit hook) and removes them
+    /// at the end: install yours again after the call.
+    ///
     /// # Errors
     ///
     /// - [`Error::Drift`], [`Error::UnknownVersion`], [`Error::Inconsistent`],
@@ -747,7 +752,7 @@ impl<'m> Migrator<'m> {
                 conn.execute_batch("SAVEPOINT _migrate_file")
                     .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
             }
-            run_statements(conn, m, Some(rolled_back))?;
+            run_statements(conn, m, Some(rolled_back), None)?;
             if fenced {
                 conn.execute_batch("RELEASE _migrate_file").map_err(|e| {
                     at_end_of(
@@ -803,7 +808,7 @@ impl<'m> Migrator<'m> {
     /// then marks it applied.
     fn run_no_transaction(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         m: &'m Migration,
         foreign_keys: bool,
         watch: Option<&TableWatch>,
@@ -815,7 +820,22 @@ impl<'m> Migrator<'m> {
             m.version(),
             m.file_name()
         );
-        if let Err(mut e) = run_statements(conn, m, None) {
+        // Whether SQLite committed while a statement ran: in autocommit
+        // mode, a statement that fails part way (`OR FAIL`, `RAISE(FAIL)`)
+        // keeps what it wrote, deletions by `REPLACE` included, which no
+        // change counter shows.
+        let commits = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sink = Arc::clone(&commits);
+        conn.commit_hook(Some(move || {
+            sink.store(true, std::sync::atomic::Ordering::Relaxed);
+            false
+        }))
+        .map_err(|e| Error::sqlite("cannot install a commit hook", e))?;
+        let ran = run_statements(conn, m, None, Some(&commits));
+        if let Err(e) = conn.commit_hook(None::<fn() -> bool>) {
+            log::error!("cannot remove the commit hook: {e}");
+        }
+        if let Err(mut e) = ran {
             // Failed inside a transaction the file began: roll it back now,
             // not after the checks that follow a failure.
             if !conn.is_autocommit() {
@@ -2071,7 +2091,14 @@ fn tables(conn: &Connection) -> Result<Schema> {
 /// them, so that a failure names the line of the statement.
 /// `rolled_back` is what a failure leaves when the migration runs in a
 /// transaction; `None` for a `no-transaction` migration.
-fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>) -> Result<()> {
+/// `commits`: for a `no-transaction` migration, set by a commit hook
+/// whenever SQLite commits.
+fn run_statements(
+    conn: &Connection,
+    m: &Migration,
+    rolled_back: Option<Outcome>,
+    commits: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<()> {
     let in_transaction = rolled_back.is_some();
     let sql = m.sql();
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
@@ -2167,6 +2194,9 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
             }
         };
         let changes = conn.total_changes();
+        if let Some(commits) = commits {
+            commits.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut rows = stmt.raw_query();
         loop {
             match rows.next() {
@@ -2174,9 +2204,12 @@ fn run_statements(conn: &Connection, m: &Migration, rolled_back: Option<Outcome>
                 Ok(None) => break,
                 Err(e) => {
                     // In autocommit mode, a statement that fails part way
-                    // (`OR FAIL`, `RAISE(FAIL)`) keeps the rows it wrote.
+                    // (`OR FAIL`, `RAISE(FAIL)`) keeps what it wrote: SQLite
+                    // committed it.
                     drop(rows);
-                    if conn.is_autocommit() && conn.total_changes() != changes {
+                    let kept = conn.total_changes() != changes
+                        || commits.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+                    if conn.is_autocommit() && kept {
                         committed.set(true);
                     }
                     return Err(fail(sqlite_message(&e), hint_for(&e)));
@@ -2484,7 +2517,7 @@ mod tests {
             "-- header\n\n/* multi\nline */ CREATE TABLE a (x);\n\n-- gap\n\nSELECT * FROM missing;\n",
             [0; 32], [0; 32], false, None);
         conn.execute_batch("BEGIN").unwrap();
-        match run_statements(&conn, &m, Some(Outcome::RolledBack)).unwrap_err() {
+        match run_statements(&conn, &m, Some(Outcome::RolledBack), None).unwrap_err() {
             Error::Migration {
                 line, statement, ..
             } => {

@@ -1448,36 +1448,64 @@ fn temporary_trigger_case(m: &Migrations) {
     }
 }
 
-#[test]
-fn a_no_transaction_statement_that_fails_part_way_keeps_the_file_marked() {
-    // In autocommit mode an `OR FAIL` conflict keeps the rows written
-    // before it: the file is partly applied, not "nothing applied".
+/// Migration 2, a `no-transaction` file, fails on a new connection (with
+/// `recursive_triggers` on) after migration 1: its outcome, and the
+/// connection.
+fn no_transaction_failure(setup: &str, file: &str) -> (migrate_core::Outcome, Connection) {
     let (_d, m) = load(&[
-        (
-            "001_u.sql",
-            "CREATE TABLE u (x UNIQUE);\nINSERT INTO u VALUES (3);",
-        ),
-        (
-            "002_nt.sql",
-            "-- migrate:no-transaction\nINSERT OR FAIL INTO u VALUES (1), (2), (3);\n",
-        ),
+        ("001_setup.sql", setup),
+        ("002_nt.sql", &format!("-- migrate:no-transaction\n{file}")),
     ]);
     let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA recursive_triggers = ON")
+        .unwrap();
     m.migrate_to(&mut conn, 1).unwrap();
-    let err = m.migrate(&mut conn).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Migration {
-                version: 2,
-                outcome: migrate_core::Outcome::PartlyApplied,
-                ..
-            }
+    match m.migrate(&mut conn).unwrap_err() {
+        Error::Migration {
+            version: 2,
+            outcome,
+            ..
+        } => (outcome, conn),
+        other => panic!("{file}: unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_no_transaction_statement_that_fails_part_way_keeps_the_file_marked() {
+    use migrate_core::Outcome::{NothingApplied, PartlyApplied};
+    let unique = "CREATE TABLE u (x UNIQUE);\nINSERT INTO u VALUES (3);";
+    let guarded = "CREATE TABLE u (x INTEGER PRIMARY KEY, v);\nINSERT INTO u VALUES (3, 'old');\n\
+                   CREATE TRIGGER u_ad AFTER DELETE ON u BEGIN SELECT RAISE(FAIL, 'no deletes'); END;";
+    for (setup, file, outcome, rows) in [
+        // In autocommit mode an `OR FAIL` conflict keeps the rows written
+        // before it.
+        (
+            unique,
+            "INSERT OR FAIL INTO u VALUES (1), (2), (3);",
+            PartlyApplied,
+            3,
         ),
-        "{err:?}"
-    );
-    assert_eq!(count(&conn, "u"), 3);
-    assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
+        // REPLACE deletes row 3 (a deletion no change counter shows), then
+        // the delete trigger fails the statement: the deletion is kept.
+        (
+            guarded,
+            "REPLACE INTO u VALUES (3, 'new');",
+            PartlyApplied,
+            0,
+        ),
+        // A statement that fails whole leaves nothing: the file is unmarked.
+        (unique, "INSERT INTO u VALUES (2), (3);", NothingApplied, 1),
+    ] {
+        let (got, conn) = no_transaction_failure(setup, file);
+        assert_eq!(got, outcome, "{file}");
+        assert_eq!(count(&conn, "u"), rows, "{file}");
+        let state = if outcome == PartlyApplied {
+            Some("started")
+        } else {
+            None
+        };
+        assert_eq!(history_state(&conn, 2).as_deref(), state, "{file}");
+    }
 }
 
 #[test]
