@@ -1465,7 +1465,7 @@ fn foreign_key_check(
         }
         at_end_of(m, message, hint_for(&e), outcome)
     };
-    let (mut violations, more) = orphan_rows(conn, scope, 20).map_err(failed)?;
+    let (mut violations, more) = orphan_rows(conn, scope).map_err(failed)?;
     if more > 0 {
         violations.push(format!("and {more} more"));
     }
@@ -1481,13 +1481,10 @@ fn foreign_key_check(
 }
 
 /// The rows of the tables of `scope` (in the main database; a table that
-/// no longer exists is skipped) that break a foreign key, described, up to
-/// `limit` of them; and how many more there are.
-fn orphan_rows(
-    conn: &Connection,
-    scope: &[String],
-    limit: usize,
-) -> rusqlite::Result<(Vec<String>, usize)> {
+/// no longer exists is skipped) that break a foreign key, described, the
+/// first 20 of them; and how many more there are.
+fn orphan_rows(conn: &Connection, scope: &[String]) -> rusqlite::Result<(Vec<String>, usize)> {
+    const LISTED: usize = 20;
     let mut violations = Vec::new();
     let mut more = 0usize;
     for table in scope {
@@ -1502,7 +1499,7 @@ fn orphan_rows(
         };
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            if violations.len() == limit {
+            if violations.len() == LISTED {
                 more += 1;
                 continue;
             }

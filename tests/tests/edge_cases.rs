@@ -333,9 +333,7 @@ fn single_transaction_foreign_key_violation_names_its_file() {
         ),
         ("004_other.sql", "CREATE TABLE other (x);"),
     ]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    let mut conn = at_version_2_with_foreign_keys(&m);
     let err = m
         .migrator()
         .single_transaction(true)
@@ -629,6 +627,14 @@ fn refused_for_orphans(
     assert_eq!(snapshot(conn), before);
 }
 
+/// A new database at version 2 of `m`, on a connection with foreign keys on.
+fn at_version_2_with_foreign_keys(m: &Migrations) -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn
+}
+
 /// User 1 and a post of theirs.
 fn seed_user_and_post(conn: &Connection) {
     conn.execute_batch(
@@ -718,9 +724,7 @@ fn an_insert_that_replaces_a_parent_row_is_checked_for_orphans() {
             "INSERT OR REPLACE INTO users (id, email) VALUES (1, 'b@x');",
         ),
     ]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    let mut conn = at_version_2_with_foreign_keys(&m);
     seed_user_and_post(&conn);
     m.migrate(&mut conn).unwrap();
     assert_eq!(orphans(&conn), 0);
@@ -829,9 +833,7 @@ fn a_no_transaction_file_that_leaves_orphans_stays_marked_incomplete() {
         ),
         ("004_more.sql", "CREATE TABLE more (x);"),
     ]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    let mut conn = at_version_2_with_foreign_keys(&m);
     seed_user_and_post(&conn);
     let err = m.migrate(&mut conn).unwrap_err();
     match &err {
@@ -1061,9 +1063,7 @@ fn a_foreign_key_sqlite_cannot_check_names_the_file_that_broke_it() {
              ALTER TABLE users_new RENAME TO users;",
         ),
     ]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    let mut conn = at_version_2_with_foreign_keys(&m);
     conn.execute_batch(
         "INSERT INTO users (id, email) VALUES (1, 'a@x');
          INSERT INTO posts (email) VALUES ('a@x');",
@@ -1268,9 +1268,7 @@ fn dropping_the_unique_index_a_foreign_key_needs_is_refused() {
         ),
         ("003_drop_index.sql", "DROP INDEX users_email;"),
     ]);
-    let mut conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    m.migrate_to(&mut conn, 2).unwrap();
+    let mut conn = at_version_2_with_foreign_keys(&m);
     conn.execute_batch(
         "INSERT INTO users (id, email) VALUES (1, 'a@x'); INSERT INTO posts (email) VALUES ('a@x');",
     )
