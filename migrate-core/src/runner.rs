@@ -134,7 +134,11 @@ impl Migrations {
     /// write lock, when nothing is pending.
     ///
     /// The connection's `foreign_keys` and busy timeout are restored at the
-    /// end. While migrating, the run installs its own authorizer (and, while
+    /// end, and so is what a migration file changed on it: a database it
+    /// attached is detached, `writable_schema` and `synchronous` are put
+    /// back, and a `journal_mode` of `OFF` or `MEMORY` set by a
+    /// `no-transaction` file is put back right after that file (so that the
+    /// migrations after it can still roll back). While migrating, the run installs its own authorizer (and, while
     /// a `no-transaction` file runs, its own commit hook) and removes them
     /// at the end: install yours again after the call.
     ///
@@ -403,6 +407,11 @@ impl<'m> Migrator<'m> {
         let foreign_keys = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY)
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
+        let pending = Mentions::of_any(
+            (current.saturating_add(1)..=target).filter_map(|v| self.migrations.get(v)),
+        );
+        // What a file may change on the connection and the run puts back.
+        let settings = Settings::capture(conn, pending.synchronous)?;
         let mut restore_error = None;
         if foreign_keys {
             if let Err(e) = set_foreign_keys(conn, false) {
@@ -419,6 +428,7 @@ impl<'m> Migrator<'m> {
                     known,
                     references,
                     empty,
+                    pending,
                 },
                 target,
                 foreign_keys,
@@ -433,6 +443,9 @@ impl<'m> Migrator<'m> {
         // changed it.
         if let Err(e) = set_foreign_keys(conn, foreign_keys) {
             restore_error = Some(e);
+        }
+        if let Err(e) = settings.restore(conn) {
+            restore_error.get_or_insert(e);
         }
         match (result, restore_error) {
             (Ok(_), Some(e)) => Err(e),
@@ -467,6 +480,7 @@ impl<'m> Migrator<'m> {
             known,
             references,
             empty,
+            pending,
         } = start;
         check_whole_pages(conn)?;
         if new_database {
@@ -487,10 +501,7 @@ impl<'m> Migrator<'m> {
         // migrator that commits before our write lock applies these same
         // files, or newer ones, which the re-check inside the write
         // transaction refuses.)
-        let mentioned = (from.saturating_add(1)..=target)
-            .filter_map(|v| self.migrations.get(v))
-            .any(|m| Mentions::of(m.sql()).references);
-        let keys_possible = references.map(|r| r || mentioned);
+        let keys_possible = references.map(|r| r || pending.references);
         // `Changed` on a database without tables: every table there will be
         // is the run's, and one whole check covers them (see `finish`).
         let changed = self.integrity == IntegrityCheck::Changed && !empty;
@@ -824,6 +835,11 @@ impl<'m> Migrator<'m> {
         // mode, a statement that fails part way (`OR FAIL`, `RAISE(FAIL)`)
         // keeps what it wrote, deletions by `REPLACE` included, which no
         // change counter shows.
+        // A file may turn the rollback journal off for itself (`PRAGMA
+        // journal_mode = OFF` to load faster): it is put back after the
+        // file, so that the migrations after it can still roll back.
+        let journal =
+            journal_mode(conn).map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
         let commits = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sink = Arc::clone(&commits);
         conn.commit_hook(Some(move || {
@@ -850,6 +866,12 @@ impl<'m> Migrator<'m> {
                         " (the transaction the file began was rolled back: of the file, only \
                          what ran before its BEGIN is applied)",
                     );
+                }
+            }
+            if let Err(r) = put_journal_back(conn, &journal) {
+                log::error!("{r}");
+                if let Error::Migration { message, .. } = &mut e {
+                    message.push_str(&format!(" ({r})"));
                 }
             }
             if let Error::Migration {
@@ -881,8 +903,19 @@ impl<'m> Migrator<'m> {
             return Err(e);
         }
         let duration = t0.elapsed();
-        if !conn.is_autocommit() {
+        let open = !conn.is_autocommit();
+        if open {
             rollback(conn);
+        }
+        if let Err(e) = put_journal_back(conn, &journal) {
+            return Err(at_end_of(
+                m,
+                e.to_string(),
+                Hint::None,
+                Outcome::RanNotMarked,
+            ));
+        }
+        if open {
             return Err(at_end_of(
                 m,
                 "the file ends inside a transaction it began (the open transaction was rolled \
@@ -1114,6 +1147,9 @@ struct Mentions {
     /// `sqlite_master` or `sqlite_schema`: the file names the schema table
     /// (and may write it, if an earlier file left `writable_schema` on).
     schema_table: bool,
+    /// `synchronous`: the file may change the connection's
+    /// `PRAGMA synchronous`, which the run puts back.
+    synchronous: bool,
 }
 
 impl Mentions {
@@ -1123,14 +1159,31 @@ impl Mentions {
         replace: true,
         writable_schema: true,
         schema_table: true,
+        synchronous: true,
     };
+
+    /// What any of `files` says.
+    fn of_any<'a>(files: impl Iterator<Item = &'a Migration>) -> Self {
+        files.fold(Mentions::default(), |all, m| {
+            let one = Mentions::of(m.sql());
+            Mentions {
+                references: all.references || one.references,
+                savepoint_control: all.savepoint_control || one.savepoint_control,
+                replace: all.replace || one.replace,
+                writable_schema: all.writable_schema || one.writable_schema,
+                schema_table: all.schema_table || one.schema_table,
+                synchronous: all.synchronous || one.synchronous,
+            }
+        })
+    }
 
     fn of(sql: &str) -> Self {
         let text = sql.as_bytes();
         let mut found = Mentions::default();
         let mut from = 0;
         // The first four words start with R, the other three have an
-        // underscore at a known place: look only where an R or a `_` is.
+        // underscore at a known place, and `synchronous` has an R at a known
+        // place: look only where an R or a `_` is.
         while let Some(at) = text
             .get(from..)
             .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r' || b == b'_'))
@@ -1149,6 +1202,7 @@ impl Mentions {
                 found.references |= is_at(0, "references");
                 found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
                 found.replace |= is_at(0, "replace");
+                found.synchronous |= is_at(5, "synchronous");
             }
             if found == Mentions::ALL {
                 break;
@@ -1191,6 +1245,49 @@ fn find_ignore_case(text: &str, needle: &str) -> Option<usize> {
     None
 }
 
+fn journal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("PRAGMA main.journal_mode", [], |r| r.get(0))
+}
+
+/// After a `no-transaction` file: if it left the main database without a
+/// rollback journal on disk (`OFF`, or `MEMORY`, which a crash loses), put
+/// back the mode it had before. (A file that switches to WAL, or between
+/// the on-disk modes, keeps its choice.)
+fn put_journal_back(conn: &Connection, before: &str) -> Result<()> {
+    let now = journal_mode(conn)
+        .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode after the file", e))?;
+    let unsafe_mode = now.eq_ignore_ascii_case("off") || now.eq_ignore_ascii_case("memory");
+    if !unsafe_mode || now.eq_ignore_ascii_case(before) {
+        return Ok(());
+    }
+    let mode: String = conn
+        .query_row(&format!("PRAGMA main.journal_mode = {before}"), [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| {
+            Error::sqlite(
+                format!(
+                    "the file set journal_mode to {now}, and it could not be put back to {before}"
+                ),
+                e,
+            )
+        })?;
+    if mode.eq_ignore_ascii_case(before) {
+        Ok(())
+    } else {
+        Err(Error::sqlite(
+            format!(
+                "the file set journal_mode to {now}, and SQLite kept {mode} when it was put back \
+                 to {before}"
+            ),
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                None,
+            ),
+        ))
+    }
+}
+
 fn journal_mode_is(conn: &Connection, mode: &str) -> bool {
     conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
         .is_ok_and(|now| now.eq_ignore_ascii_case(mode))
@@ -1216,6 +1313,8 @@ struct Start {
     references: Option<bool>,
     /// The full read found no table (other than SQLite's own).
     empty: bool,
+    /// What the pending files say.
+    pending: Mentions,
 }
 
 /// The verified state as of a `PRAGMA data_version` (see
@@ -1262,6 +1361,71 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
             let what = if on { "on" } else { "off" };
             Error::sqlite(format!("cannot turn foreign_keys {what}"), e)
         })
+}
+
+/// Connection settings a migration file may change, put back after the run
+/// (also after a failure): a database it attached, `PRAGMA writable_schema`,
+/// and `PRAGMA synchronous` when a pending file names it. (`PRAGMA
+/// journal_mode`, which only a `no-transaction` file may change, is put back
+/// after that file.) Read through the C interface where SQLite has one.
+struct Settings {
+    writable_schema: bool,
+    attached: Vec<String>,
+    synchronous: Option<i64>,
+}
+
+impl Settings {
+    fn capture(conn: &Connection, synchronous: bool) -> Result<Self> {
+        let writable_schema = conn
+            .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
+            .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
+        let synchronous = if synchronous {
+            let level = conn
+                .query_row("PRAGMA main.synchronous", [], |r| r.get(0))
+                .map_err(|e| Error::sqlite("cannot read PRAGMA synchronous", e))?;
+            Some(level)
+        } else {
+            None
+        };
+        Ok(Settings {
+            writable_schema,
+            attached: attached(conn),
+            synchronous,
+        })
+    }
+
+    fn restore(&self, conn: &Connection) -> Result<()> {
+        let writable_schema = conn
+            .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
+            .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
+        if writable_schema != self.writable_schema {
+            conn.set_db_config(
+                DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA,
+                self.writable_schema,
+            )
+            .map_err(|e| Error::sqlite("cannot put PRAGMA writable_schema back", e))?;
+        }
+        for name in attached(conn) {
+            if !self.attached.contains(&name) {
+                conn.execute("DETACH DATABASE ?1", [&name]).map_err(|e| {
+                    Error::sqlite(
+                        format!("cannot detach the database {name} a migration attached"),
+                        e,
+                    )
+                })?;
+            }
+        }
+        if let Some(level) = self.synchronous {
+            conn.execute_batch(&format!("PRAGMA main.synchronous = {level}"))
+                .map_err(|e| Error::sqlite("cannot put PRAGMA synchronous back", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The names of the attached databases (after `main` and `temp`).
+fn attached(conn: &Connection) -> Vec<String> {
+    (2..).map_while(|i| conn.db_name(i).ok()).collect()
 }
 
 fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {
@@ -2374,6 +2538,14 @@ mod tests {
                     ..none
                 },
             ),
+            (
+                "PRAGMA Synchronous = OFF",
+                Mentions {
+                    synchronous: true,
+                    ..none
+                },
+            ),
+            ("synchronou", none),
         ] {
             assert_eq!(Mentions::of(sql), expected, "{sql:?}");
         }
@@ -2402,6 +2574,9 @@ mod tests {
             "writable_",
             "sqlite_",
             "_master",
+            "synchronous",
+            "SYNCHRONOUS",
+            "synch",
             "é",
         ];
         let naive = |sql: &str| Mentions {
@@ -2412,6 +2587,7 @@ mod tests {
             writable_schema: contains_ignore_case(sql, "writable_schema"),
             schema_table: contains_ignore_case(sql, "sqlite_master")
                 || contains_ignore_case(sql, "sqlite_schema"),
+            synchronous: contains_ignore_case(sql, "synchronous"),
         };
         for a in parts {
             for b in parts {

@@ -1547,3 +1547,140 @@ fn a_no_transaction_file_locked_out_of_its_own_transaction_waits_once() {
         Err(Error::Incomplete { version: 2, .. })
     ));
 }
+
+/// A `no-transaction` file may turn the rollback journal off to load
+/// faster. Without it, a later migration that fails after SQLite wrote
+/// some of its pages to the file could not be rolled back: the mode is put
+/// back after the file, and the caller's connection keeps its journal.
+#[test]
+fn journal_mode_off_from_a_no_transaction_file_does_not_leave_a_later_failure_half_applied() {
+    let (_d, m) = load(&[
+        (
+            "001_fast.sql",
+            "-- migrate:no-transaction\nPRAGMA journal_mode = OFF;\nCREATE TABLE log (x);\n",
+        ),
+        (
+            "002_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n\
+             INSERT INTO users VALUES (1, 'a@x');",
+        ),
+        (
+            // Enough rows that SQLite spills pages to the file before the
+            // failure (its page cache is about 2 MB).
+            "003_bulk.sql",
+            "UPDATE users SET email = 'changed';\n\
+             CREATE TABLE big (id INTEGER PRIMARY KEY, pad BLOB);\n\
+             INSERT INTO big (pad) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             SELECT randomblob(4000) FROM n;\n\
+             SELECT * FROM no_such_table;\n",
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let mut conn = Connection::open(&path).unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(err, Error::Migration { version: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the database is as before it"),
+        "{err}"
+    );
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        journal, "delete",
+        "the caller's connection keeps its journal"
+    );
+    drop(conn);
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let email: String = conn
+        .query_row("SELECT email FROM users WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(email, "a@x", "migration 3 was rolled back");
+    assert!(!table_exists(&conn, "big"));
+    assert_eq!(migrate_tests::integrity(&conn), "ok");
+}
+
+/// A file that switches to WAL outside a transaction keeps its choice
+/// (it is persistent, and has a journal).
+#[test]
+fn a_no_transaction_switch_to_wal_is_kept() {
+    let (_d, m) = load(&[
+        (
+            "001_wal.sql",
+            "-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
+        ),
+        ("002_users.sql", USERS),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let mut conn = Connection::open(&path).unwrap();
+    m.migrate(&mut conn).unwrap();
+    drop(conn);
+    let conn = Connection::open(&path).unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+/// What a file changes on the connection (an attached database,
+/// `writable_schema`, and, outside a transaction, `synchronous`) is put back after the run, whether it
+/// failed or not: the caller's later statements must not write
+/// `sqlite_master` or an attached file by accident.
+#[test]
+fn the_connection_is_left_as_it_was_after_a_run() {
+    let settings = |conn: &Connection| {
+        let attached: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_database_list", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let writable: i64 = conn
+            .query_row("PRAGMA writable_schema", [], |r| r.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        (attached, writable, synchronous)
+    };
+    let changes = "ATTACH ':memory:' AS scratch;\n\
+                   CREATE TABLE scratch.t (x);\n\
+                   PRAGMA writable_schema = ON;\n";
+    let (_d, failing) = load(&[(
+        "001_a.sql",
+        &format!("CREATE TABLE a (x);\n{changes}SELECT * FROM nope;\n"),
+    )]);
+    let (_d2, passing) = load(&[("001_a.sql", &format!("CREATE TABLE a (x);\n{changes}"))]);
+    // SQLite takes `synchronous` only outside a transaction.
+    let (_d3, no_transaction) = load(&[(
+        "001_a.sql",
+        &format!(
+            "-- migrate:no-transaction\nCREATE TABLE a (x);\n{changes}PRAGMA synchronous = OFF;\n"
+        ),
+    )]);
+    for (m, ok) in [(&failing, false), (&passing, true), (&no_transaction, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+        let before = settings(&conn);
+        assert_eq!(before, (1, 0, 2));
+        let result = m.migrate(&mut conn);
+        assert_eq!(result.is_ok(), ok, "{result:?}");
+        assert_eq!(settings(&conn), before, "ok: {ok}");
+        assert_eq!(table_exists(&conn, "a"), ok);
+    }
+    // A database the caller attached stays attached.
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute_batch("ATTACH ':memory:' AS mine; PRAGMA synchronous = NORMAL")
+        .unwrap();
+    passing.migrate(&mut conn).unwrap();
+    assert_eq!(settings(&conn), (2, 0, 1));
+}
