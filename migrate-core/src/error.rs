@@ -59,6 +59,9 @@ pub enum Error {
     },
 
     /// A `no-transaction` migration was started and never finished.
+    /// `migrate` first waits for it up to the lock timeout, polling (another
+    /// instance of the program may be running it: such a migration holds no
+    /// lock while it runs); `verify` and `status` never wait.
     #[error(
         "migration {version} ({file}) is incomplete: it runs outside a transaction and was \
          started but not finished, so some of its statements may have been applied; if another \

@@ -336,18 +336,25 @@ impl<'m> Migrator<'m> {
                     (version, false, false, Some(known), None, false)
                 }
                 Quick::Unknown => {
-                    // The full read and verification, in one read transaction.
-                    let read = state::snapshot(conn, |conn| {
-                        Ok((read_state(conn)?, state::data_version(conn)?))
-                    })
-                    .and_then(|(state, data_version)| {
-                        let verified = verify(&state, self.migrations)?;
-                        Ok((state, data_version, verified))
-                    });
-                    // A file cut short inside a page (the history's, say)
-                    // reads as zeros there: say so rather than what the
-                    // zeros looked like.
-                    let (state, data_version, verified) = read.map_err(|e| cut_short(conn, e))?;
+                    let mut polls = 0;
+                    let (state, data_version, verified) = loop {
+                        // The full read and verification, in one read
+                        // transaction.
+                        let read = state::snapshot(conn, |conn| {
+                            Ok((read_state(conn)?, state::data_version(conn)?))
+                        })
+                        .and_then(|(state, data_version)| {
+                            let verified = verify(&state, self.migrations)?;
+                            Ok((state, data_version, verified))
+                        });
+                        // A file cut short inside a page (the history's,
+                        // say) reads as zeros there: say so rather than what
+                        // the zeros looked like.
+                        match read.map_err(|e| cut_short(conn, e)) {
+                            Err(e) if self.wait_for_incomplete(&e, started, &mut polls) => {}
+                            read => break read?,
+                        }
+                    };
                     let known = Known {
                         data_version,
                         version: verified.current,
@@ -518,6 +525,7 @@ impl<'m> Migrator<'m> {
             watch.as_ref(),
             &mut applied,
             &mut adopted,
+            started,
         );
         // After a lock timeout, nothing more is read: it would wait as long
         // again.
@@ -599,6 +607,7 @@ impl<'m> Migrator<'m> {
         watch: Option<&TableWatch>,
         applied: &mut Vec<(&'m Migration, Duration)>,
         adopted: &mut Option<u32>,
+        started: Instant,
     ) -> Result<u32> {
         let mut committed = applied.len();
         let result = self.apply_steps(
@@ -610,6 +619,7 @@ impl<'m> Migrator<'m> {
             applied,
             &mut committed,
             adopted,
+            started,
         );
         applied.truncate(committed);
         result
@@ -628,7 +638,9 @@ impl<'m> Migrator<'m> {
         applied: &mut Vec<(&'m Migration, Duration)>,
         committed: &mut usize,
         adopted: &mut Option<u32>,
+        started: Instant,
     ) -> Result<u32> {
+        let mut polls = 0;
         // `known`: the state as the last read or step left it, with `PRAGMA
         // data_version` then. Another connection's commit changes
         // data_version (our own do not); if it did not change, the state is
@@ -663,10 +675,37 @@ impl<'m> Migrator<'m> {
                 }
                 Err(e) => {
                     rollback(conn);
-                    return Err(e);
+                    if !self.wait_for_incomplete(&e, started, &mut polls) {
+                        return Err(e);
+                    }
+                    // Read everything again once it is done.
+                    known = None;
                 }
             }
         }
+    }
+
+    /// `e` says a `no-transaction` migration was started and not finished.
+    /// Another instance of the program may be running it right now: wait
+    /// for it as for a write lock, up to the lock timeout from the start
+    /// of the run, polling. Returns whether to read again (after a pause),
+    /// or `false` to return `e`.
+    fn wait_for_incomplete(&self, e: &Error, started: Instant, polls: &mut u32) -> bool {
+        if !matches!(e, Error::Incomplete { .. }) {
+            return false;
+        }
+        let left = self.lock_timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        if *polls == 0 {
+            log::info!("{e}: waiting up to the lock timeout for it to finish");
+        }
+        // 5 ms, doubling up to 160 ms.
+        let pause = Duration::from_millis(5 << (*polls).min(5)).min(left);
+        *polls += 1;
+        std::thread::sleep(pause);
+        true
     }
 
     /// One write transaction's work; the caller commits or rolls back.

@@ -259,7 +259,7 @@ fn a_no_transaction_file_that_leaves_a_transaction_open_is_named() {
     );
     assert!(conn.is_autocommit());
     assert!(matches!(
-        m.migrate(&mut conn),
+        m.migrator().lock_timeout(Duration::ZERO).migrate(&mut conn),
         Err(Error::Incomplete { version: 1, .. })
     ));
 }
@@ -856,7 +856,7 @@ fn a_no_transaction_file_that_leaves_orphans_stays_marked_incomplete() {
     assert!(!table_exists(&conn, "more"));
     assert!(fk(&conn), "foreign keys restored");
     assert!(matches!(
-        m.migrate(&mut conn),
+        m.migrator().lock_timeout(Duration::ZERO).migrate(&mut conn),
         Err(Error::Incomplete { version: 3, .. })
     ));
     // With the connection's foreign keys off, there is nothing to check.
@@ -990,7 +990,12 @@ fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     assert_eq!(history_state(&conn, 2).as_deref(), Some("applied"));
     assert_eq!(history_state(&conn, 3).as_deref(), Some("started"));
     // The next run says how to finish it by hand.
-    let text = m.migrate(&mut conn).unwrap_err().to_string();
+    let text = m
+        .migrator()
+        .lock_timeout(Duration::ZERO)
+        .migrate(&mut conn)
+        .unwrap_err()
+        .to_string();
     assert!(
         text.contains("UPDATE main._migrate_history SET state = 'applied'"),
         "{text}"
@@ -1543,7 +1548,7 @@ fn a_no_transaction_file_locked_out_of_its_own_transaction_waits_once() {
     assert_eq!(count(&conn, "t"), 0);
     assert_eq!(history_state(&conn, 2).as_deref(), Some("started"));
     assert!(matches!(
-        m.migrate(&mut conn),
+        m.migrator().lock_timeout(Duration::ZERO).migrate(&mut conn),
         Err(Error::Incomplete { version: 2, .. })
     ));
 }

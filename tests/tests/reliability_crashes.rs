@@ -277,7 +277,11 @@ fn sigkill_inside_no_transaction_migration(wal: bool) {
     );
 
     // The next run refuses to run it again and says what to do.
-    let err = migrations.migrate(&mut conn).unwrap_err();
+    let err = migrations
+        .migrator()
+        .lock_timeout(Duration::ZERO)
+        .migrate(&mut conn)
+        .unwrap_err();
     match &err {
         Error::Incomplete { version, file } => {
             assert_eq!(*version, 2);

@@ -494,3 +494,99 @@ fn a_lock_timeout_after_a_committed_migration_is_waited_once() {
         .unwrap();
     assert_eq!(version, 1);
 }
+
+/// Two instances start while the first runs a `no-transaction` migration
+/// (marked started in the history, run outside any transaction, so no lock
+/// shows it): the second waits for it, as for a write lock, and finds the
+/// work done, rather than failing with `Incomplete`.
+#[test]
+fn a_second_instance_starting_during_a_no_transaction_migration_waits_and_finds_it_done() {
+    use rusqlite::functions::FunctionFlags;
+    let dir = migrations_dir(&[
+        ("001_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY);"),
+        (
+            "002_compact.sql",
+            "-- migrate:no-transaction\nCREATE TABLE log (x);\nINSERT INTO log SELECT slow();\nVACUUM;\n",
+        ),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let path = db_dir.path().join("app.db");
+    m.migrate_to(&mut open(&path), 1).unwrap();
+    let (first_m, first_path) = (m.clone(), path.clone());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let first = std::thread::spawn(move || {
+        let mut conn = open(&first_path);
+        conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            Ok(0)
+        })
+        .unwrap();
+        first_m.migrate(&mut conn)
+    });
+    // The first is inside its no-transaction file: the history says started.
+    started_rx.recv().unwrap();
+    let mut conn = open(&path);
+    let state: String = conn
+        .query_row(
+            "SELECT state FROM _migrate_history WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "started");
+    let second = m.migrate(&mut conn);
+    let first = first.join().unwrap();
+    assert_eq!(first.unwrap().applied().len(), 1);
+    let second = second.unwrap();
+    assert!(second.applied().is_empty(), "{second}");
+    assert_eq!(second.version(), 2);
+    let logged: i64 = conn
+        .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 1, "the file ran once");
+}
+
+/// A `no-transaction` migration that stays marked started (its process
+/// died) is reported once the lock timeout has passed, with the database
+/// untouched.
+#[test]
+fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
+    let dir = migrations_dir(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);",
+        ),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nCREATE TABLE log (x);\n",
+        ),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let path = db_dir.path().join("app.db");
+    let mut conn = open(&path);
+    m.migrate(&mut conn).unwrap();
+    conn.execute_batch(
+        "UPDATE _migrate_history SET state = 'started' WHERE version = 2; PRAGMA user_version = 1",
+    )
+    .unwrap();
+    let before = snapshot(&conn);
+    let timeout = Duration::from_millis(300);
+    let t0 = Instant::now();
+    let result = m.migrator().lock_timeout(timeout).migrate(&mut conn);
+    assert!(
+        matches!(result, Err(Error::Incomplete { version: 2, .. })),
+        "{result:?}"
+    );
+    assert!(
+        t0.elapsed() >= timeout,
+        "it waited for a running instance first"
+    );
+    assert_eq!(snapshot(&conn), before);
+    // `verify` and `status` never wait.
+    let t0 = Instant::now();
+    assert!(matches!(m.verify(&conn), Err(Error::Incomplete { .. })));
+    assert!(t0.elapsed() < timeout);
+}
