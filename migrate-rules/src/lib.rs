@@ -236,7 +236,8 @@ pub fn check_contents(file: &str, text: &str, direction: Direction) -> Result<Co
         return Err(RuleError::new(
             file,
             "the file has no SQL statement (only comments or whitespace); \
-             write the migration's SQL in it, or delete it and renumber",
+             write the migration's SQL in it, or, if it was never applied to a database, delete \
+             it and renumber the files after it",
         ));
     }
     let mut no_transaction = false;
@@ -532,10 +533,14 @@ pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleErr
             let file = &files[0].1;
             let message = match previous {
                 Some(prev) => format!(
-                    "{missing} between {prev} and {file}; versions must be contiguous: renumber the files"
+                    "{missing} between {prev} and {file}; versions must be contiguous: restore the \
+                     missing file if it was ever applied to a database (an applied migration must \
+                     stay), otherwise renumber the files after it"
                 ),
                 None => format!(
-                    "{missing} before {file}; versions start at 1 and must be contiguous: renumber the files"
+                    "{missing} before {file}; versions start at 1 and must be contiguous: restore \
+                     the missing file if it was ever applied to a database (an applied migration \
+                     must stay), otherwise renumber the files"
                 ),
             };
             problems.push(RuleError::new(file.clone(), message));

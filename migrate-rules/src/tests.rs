@@ -252,10 +252,10 @@ fn set_rules_name_the_files() {
     assert_eq!(p, ["001_a.sql, 001_b.sql: 2 files have version 1; versions must be unique: give all but one the next free versions"]);
 
     let p = problems(&[("001_a.sql", "SELECT 1;"), ("004_d.sql", "SELECT 1;")]);
-    assert_eq!(p, ["004_d.sql: versions 2 to 3 are missing between 001_a.sql and 004_d.sql; versions must be contiguous: renumber the files"]);
+    assert_eq!(p, ["004_d.sql: versions 2 to 3 are missing between 001_a.sql and 004_d.sql; versions must be contiguous: restore the missing file if it was ever applied to a database (an applied migration must stay), otherwise renumber the files after it"]);
 
     let p = problems(&[("002_b.sql", "SELECT 1;")]);
-    assert_eq!(p, ["002_b.sql: version 1 is missing before 002_b.sql; versions start at 1 and must be contiguous: renumber the files"]);
+    assert_eq!(p, ["002_b.sql: version 1 is missing before 002_b.sql; versions start at 1 and must be contiguous: restore the missing file if it was ever applied to a database (an applied migration must stay), otherwise renumber the files"]);
 
     let p = problems(&[("001_a.sql", "SELECT 1;"), ("002_b.down.sql", "SELECT 1;")]);
     assert_eq!(p, ["002_b.down.sql: a down file without an up file for version 2; add the up file or delete this one"]);
