@@ -8,6 +8,8 @@
 //! SHA-256), and a migration edited after it was applied is refused instead
 //! of silently skipped.
 //!
+//! [rusqlite]: https://docs.rs/rusqlite/0.43
+//!
 //! # Quick start
 //!
 //! ```

@@ -8,7 +8,7 @@
 //! migrations to the lock; [`replace_released_checksum`] is the explicit,
 //! separate action that changes a line.
 //!
-//! The format, one line per released version, fields separated by a space:
+//! The format, one line per released version, fields separated by spaces:
 //!
 //! ```text
 //! # comments and blank lines are ignored
@@ -73,8 +73,26 @@ pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
 /// Replaces the locked checksum (and file name) of one released version
 /// with the file's current ones: the deliberate override for a released
 /// migration that had to be edited. Every database that already ran the
-/// old file will then report drift for it; only do this when you know none
-/// did, or after fixing those databases by hand.
+/// old file will then report drift for it ([`Error::Drift`]); only do this
+/// when you know none did, or after fixing those databases by hand.
+///
+/// To fix them, run on each database that applied the old file, with the
+/// 64 hex characters the lock now lists for version `N` (also
+/// [`Migration::checksum`](crate::Migration::checksum)):
+///
+/// ```sql
+/// UPDATE main._migrate_history SET checksum = '<new checksum>' WHERE version = N;
+/// ```
+///
+/// The file is not run again: if the edit changes what it does, make that
+/// change to those databases yourself. [`Migrations::verify`] and
+/// [`Migrations::migrate`] then accept the database.
+///
+/// One side effect: the newest history row stores a hash chain over every
+/// checksum, which this update does not change, so it no longer matches
+/// the program's. Until the next migration is applied (its row gets the
+/// new chain), every `migrate` runs the full row-by-row verification
+/// instead of the one-row start-up check: still correct, a little slower.
 ///
 /// # Errors
 ///

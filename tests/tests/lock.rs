@@ -103,6 +103,40 @@ fn replace_released_checksum_changes_one_line_only() {
     assert_eq!(fs::read_to_string(&path).unwrap(), after);
 }
 
+/// The repair `replace_released_checksum`'s documentation gives for a
+/// database that ran the old file: one `UPDATE` of its history row.
+#[test]
+fn a_database_fixed_as_replace_released_checksum_says_starts_again() {
+    let dir = released();
+    let db = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(db.path().join("app.db")).unwrap();
+    Migrations::from_dir(dir.path())
+        .unwrap()
+        .migrate(&mut conn)
+        .unwrap();
+    fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (x, y);").unwrap();
+    lock::replace_released_checksum(dir.path(), 1).unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    let err = migrations.verify(&conn).unwrap_err();
+    assert!(matches!(err, Error::Drift { version: 1, .. }), "{err:?}");
+
+    let checksum = migrations.get(1).unwrap().checksum();
+    conn.execute(
+        &format!("UPDATE main._migrate_history SET checksum = '{checksum}' WHERE version = 1;"),
+        [],
+    )
+    .unwrap();
+    migrations.verify(&conn).unwrap();
+    assert!(migrations.migrate(&mut conn).unwrap().applied().is_empty());
+
+    // The next migration applies as usual, and the database stays verified.
+    fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c (x);").unwrap();
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    assert_eq!(migrations.migrate(&mut conn).unwrap().version(), 3);
+    migrations.verify(&conn).unwrap();
+    assert!(migrations.migrate(&mut conn).unwrap().applied().is_empty());
+}
+
 #[test]
 fn malformed_lock_is_a_clear_error_naming_the_line() {
     let dir = released();
