@@ -38,17 +38,23 @@ pub enum Error {
     },
 
     /// The database is at a version this program does not know: it was
-    /// migrated by a newer build. Nothing was touched.
+    /// migrated by a newer build, or a file it applied was deleted or
+    /// renamed since. Nothing was touched.
     #[error(
         "the database is at version {database}, but the newest migration this program knows is \
-         {latest}; it was migrated by a newer build of the program: run that build, or restore \
-         a backup made for this one"
+         {latest}{}",
+        unknown_version_advice(*.latest, .name.as_deref())
     )]
     UnknownVersion {
         /// The database's version.
         database: u32,
         /// The newest version this program has.
         latest: u32,
+        /// The migration name (the file name's part after the version)
+        /// the database's history records for version `latest + 1`, the
+        /// first one this program does not have (`None` when the database
+        /// has no history, only `user_version`).
+        name: Option<String>,
     },
 
     /// The database's migration records contradict each other.
@@ -229,6 +235,21 @@ impl fmt::Debug for Error {
     }
 }
 
+/// What to do about [`Error::UnknownVersion`].
+fn unknown_version_advice(latest: u32, name: Option<&str>) -> String {
+    const RUN_IT: &str = "run that build, or restore a backup made for this one";
+    match name {
+        Some(name) => format!(
+            ": version {} (named \"{name}\" in the database's history) is not among this \
+             program's migrations; if its file was deleted or renamed, restore it (an applied \
+             migration must stay); if the database was migrated by a newer build of the \
+             program, {RUN_IT}",
+            u64::from(latest) + 1
+        ),
+        None => format!("; it was migrated by a newer build of the program: {RUN_IT}"),
+    }
+}
+
 /// What [`Error::ReadOnly`]'s run would have written.
 fn read_only_need(version: u32, latest: u32) -> String {
     if version < latest {
@@ -388,7 +409,10 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Outcome::RolledBack => "the migration was rolled back and the database is as before it",
+            Outcome::RolledBack => {
+                "the migration was rolled back and the database is as before it (the migrations \
+                 applied before it, by this run or earlier, stay applied: `status` lists them)"
+            }
             Outcome::AllRolledBack => {
                 "every migration of this run was rolled back (they ran in one transaction) and \
                  the database is as before the run"

@@ -287,6 +287,7 @@ pub(crate) fn verify(state: &DbState, migrations: &Migrations) -> Result<Verifie
             return Err(Error::UnknownVersion {
                 database: clamp(user_version),
                 latest,
+                name: None,
             });
         }
         let current = clamp(user_version);
@@ -317,9 +318,14 @@ pub(crate) fn verify(state: &DbState, migrations: &Migrations) -> Result<Verifie
     }
     let newest = history.last().map_or(0, |r| r.version);
     if newest > latest || user_version > i64::from(latest) {
+        let first_unknown = u64::from(latest) + 1;
         return Err(Error::UnknownVersion {
             database: newest.max(clamp(user_version)),
             latest,
+            name: history
+                .iter()
+                .find(|r| u64::from(r.version) == first_unknown)
+                .map(|r| r.name.clone()),
         });
     }
     for (expected, row) in (1u32..).zip(history) {
@@ -447,14 +453,16 @@ mod tests {
             newer,
             Err(Error::UnknownVersion {
                 database: 3,
-                latest: 2
+                latest: 2,
+                ..
             })
         ));
         assert!(matches!(
             check(3, None),
             Err(Error::UnknownVersion {
                 database: 3,
-                latest: 2
+                latest: 2,
+                ..
             })
         ));
         let missing = check(2, Some(vec![row(2, [2; 32], "applied")]));

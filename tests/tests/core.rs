@@ -211,7 +211,8 @@ fn failing_migration_is_rolled_back_completely_and_names_file_and_line() {
     assert_eq!(
         err.to_string(),
         "migration 2 failed at 002_bad.sql:5 (statement `INSERT INTO nowhere`): no such table: nowhere; \
-         the migration was rolled back and the database is as before it"
+         the migration was rolled back and the database is as before it (the migrations applied \
+         before it, by this run or earlier, stay applied: `status` lists them)"
     );
     assert_eq!(snapshot(&conn), before);
     assert_eq!(integrity(&conn), "ok");
@@ -559,14 +560,20 @@ fn a_database_newer_than_the_program_is_refused() {
             err,
             Error::UnknownVersion {
                 database: 2,
-                latest: 1
+                latest: 1,
+                ..
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().starts_with(
-        "the database is at version 2, but the newest migration this program knows is 1"
-    ));
+    assert!(
+        err.to_string().starts_with(
+            "the database is at version 2, but the newest migration this program knows is 1: \
+         version 2 (named \"posts\" in the database's history) is not among this program's \
+         migrations; if its file was deleted or renamed, restore it"
+        ),
+        "{err}"
+    );
     assert_eq!(snapshot(&conn), before);
 
     // Also without a history table (user_version only).
@@ -576,7 +583,8 @@ fn a_database_newer_than_the_program_is_refused() {
         old.migrate(&mut conn),
         Err(Error::UnknownVersion {
             database: 5,
-            latest: 1
+            latest: 1,
+            name: None
         })
     ));
     assert_eq!(user_version(&conn), 5);
