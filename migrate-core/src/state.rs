@@ -85,12 +85,22 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
         });
     }
     let context = "cannot read the migration history table `_migrate_history`";
+    // (`chain` is read only by the start-up check, but a table without it
+    // is not this crate's.)
     let mut stmt = conn
         .prepare(
-            "SELECT version, name, checksum, applied_at, duration_us, state \
+            "SELECT version, name, checksum, applied_at, duration_us, state, chain \
              FROM main._migrate_history ORDER BY version",
         )
-        .map_err(|e| Error::sqlite(context, e))?;
+        .map_err(|e| match &e {
+            rusqlite::Error::SqlInputError { msg: message, .. }
+            | rusqlite::Error::SqliteFailure(_, Some(message))
+                if message.starts_with("no such column") =>
+            {
+                foreign_history(message)
+            }
+            _ => Error::sqlite(context, e),
+        })?;
     let rows = stmt
         .query_map([], |row| {
             Ok(HistoryRow {
@@ -104,13 +114,32 @@ pub(crate) fn read_state(conn: &Connection) -> Result<DbState> {
         })
         .map_err(|e| Error::sqlite(context, e))?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| Error::sqlite(context, e))?;
+        .map_err(|e| match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::FromSqlConversionFailure(..) => {
+                foreign_history(&format!("a value of the wrong type: {e}"))
+            }
+            e => Error::sqlite(context, e),
+        })?;
     Ok(DbState {
         user_version,
         history: Some(rows),
         references,
         has_tables,
     })
+}
+
+/// A table named `_migrate_history` that is not this crate's history.
+fn foreign_history(problem: &str) -> Error {
+    Error::Inconsistent {
+        detail: format!(
+            "the table main._migrate_history is not this crate's migration history ({problem}); \
+             it may belong to another tool, or have been edited by hand: if it is another \
+             tool's, rename it (`ALTER TABLE _migrate_history RENAME TO ...`) or migrate this \
+             database with that tool; if it is this crate's, restore it from a backup"
+        ),
+    }
 }
 
 /// Reads the state in one read transaction (a consistent snapshot), unless

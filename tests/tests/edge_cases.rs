@@ -1689,3 +1689,37 @@ fn the_connection_is_left_as_it_was_after_a_run() {
     passing.migrate(&mut conn).unwrap();
     assert_eq!(settings(&conn), (2, 0, 1));
 }
+
+/// A table named `_migrate_history` that another tool made is named as
+/// such, with what to do, by `migrate`, `verify` and `status`, and the
+/// database is left alone.
+#[test]
+fn a_foreign_history_table_is_named_and_the_error_says_what_to_do() {
+    let (_d, m) = load(&[("001_a.sql", "CREATE TABLE a (x);")]);
+    for table in [
+        "CREATE TABLE _migrate_history (id INTEGER PRIMARY KEY, version TEXT, script TEXT);\
+         INSERT INTO _migrate_history VALUES (1, 'V1', 'init.sql');",
+        // The right columns, with values of another kind.
+        "CREATE TABLE _migrate_history (version, name, checksum, applied_at, duration_us, state, chain);\
+         INSERT INTO _migrate_history VALUES ('V1', 'init', 'x', 'y', 'z', 'applied', 'c');",
+    ] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(table).unwrap();
+        let before = snapshot(&conn);
+        let errors = [
+            m.migrate(&mut conn).unwrap_err(),
+            m.verify(&conn).unwrap_err(),
+            m.status(&conn).unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::Inconsistent { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains("the table main._migrate_history is not this crate's migration history"),
+                "{text}"
+            );
+            assert!(text.contains("rename it"), "{text}");
+        }
+        assert_eq!(snapshot(&conn), before);
+    }
+}
