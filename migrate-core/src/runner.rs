@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::config::DbConfig;
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::{Batch, Connection};
+use rusqlite::{Batch, Connection, OptionalExtension};
 
 use crate::error::{is_busy, is_full, Error, Hint, Outcome, Result};
 use crate::migration::{Migration, Migrations};
@@ -38,8 +38,8 @@ pub enum IntegrityCheck {
     /// UNIQUE-ness. Linear time.
     Quick,
     /// `PRAGMA integrity_check(<table>)` on each table (with its indexes)
-    /// that the applied migrations created, rebuilt, altered or wrote rows
-    /// to, as SQLite's authorizer reports them and a comparison of the
+    /// that the applied migrations created, rebuilt, altered, reindexed or
+    /// wrote rows to, as SQLite's authorizer reports them and a comparison of the
     /// schema before and after shows. The cost follows what the migrations
     /// touched, not the size of the database. When they touched every
     /// table (a new database), one `PRAGMA integrity_check` runs instead:
@@ -1789,6 +1789,9 @@ struct TableWatch {
 struct Seen {
     /// Every table written during the run.
     run: BTreeSet<String>,
+    /// Every index rebuilt by `REINDEX` during the run (`Changed` checks
+    /// its table).
+    reindexed: BTreeSet<String>,
     /// Tables of this step whose own rows (or columns) may now break their
     /// foreign keys: inserted into, updated, created, altered.
     step_children: BTreeSet<String>,
@@ -1888,6 +1891,10 @@ impl TableWatch {
                 ctx.action,
                 AuthAction::DropTrigger { .. } | AuthAction::DropTempTrigger { .. }
             );
+            let reindexed = match ctx.action {
+                AuthAction::Reindex { index_name } => Some(index_name),
+                _ => None,
+            };
             let schema = may_change_schema(&ctx.action);
             // A file can write sqlite_master only after setting `PRAGMA
             // writable_schema` (CREATE, ALTER and DROP are reported as
@@ -1899,10 +1906,13 @@ impl TableWatch {
             );
             let table = table.filter(|t| !t.starts_with("sqlite_") && *t != state::HISTORY_TABLE);
             // Most actions (every column read) record nothing: no lock.
-            if !schema && !edited && table.is_none() && !dropped_trigger {
+            if !schema && !edited && table.is_none() && !dropped_trigger && reindexed.is_none() {
                 return Authorization::Allow;
             }
             let mut seen = lock(&sink);
+            if let Some(index) = reindexed {
+                note_table(&mut seen.reindexed, index);
+            }
             seen.step_dropped_trigger |= dropped_trigger;
             if let Some(trigger) = trigger_insert {
                 note_table(&mut seen.step_trigger_inserts, trigger);
@@ -2099,7 +2109,22 @@ impl TableWatch {
         }
         self.current_schema(conn)?;
         let after = self.schema.borrow();
-        let written = lock(&self.seen).run.clone();
+        let (mut written, reindexed) = {
+            let seen = lock(&self.seen);
+            (seen.run.clone(), seen.reindexed.clone())
+        };
+        // A rebuilt index is checked with its table.
+        for index in &reindexed {
+            let table = conn
+                .query_row(
+                    "SELECT tbl_name FROM main.sqlite_master WHERE type = 'index' AND name = ?1",
+                    [index],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(|e| Error::sqlite("cannot read the schema", e))?;
+            written.extend(table);
+        }
         let user_tables = after.iter().flatten().filter(|(name, _)| {
             !name.starts_with("sqlite_") && name.as_str() != state::HISTORY_TABLE
         });

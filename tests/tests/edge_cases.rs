@@ -1723,3 +1723,48 @@ fn a_foreign_history_table_is_named_and_the_error_says_what_to_do() {
         assert_eq!(snapshot(&conn), before);
     }
 }
+
+/// `REINDEX` rebuilds a table's indexes: `Changed` checks that table, as
+/// `Full` does, and finds an index that no longer fits its table.
+#[test]
+fn changed_checks_a_table_a_migration_reindexed() {
+    let (_d, m) = load(&[("001_reindex.sql", "REINDEX t;")]);
+    for level in [IntegrityCheck::Full, IntegrityCheck::Changed] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // A table whose SQL was edited in place to say NOT NULL over a NULL
+        // it holds: only a check of `t` sees it.
+        conn.execute_batch(
+            "CREATE TABLE keep (a);\
+             CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER); CREATE INDEX tx ON t (x);\
+             INSERT INTO t VALUES (1, NULL);\
+             PRAGMA writable_schema = ON;\
+             UPDATE sqlite_master SET sql = 'CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL)' WHERE name = 't';\
+             PRAGMA schema_version = 100;\
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+        let result = m.migrator().integrity_check(level).migrate(&mut conn);
+        assert!(
+            matches!(result, Err(Error::Integrity { .. })),
+            "{level:?}: {result:?}"
+        );
+    }
+    // A REINDEX of another table leaves `t` unchecked by `Changed`.
+    let (_d, other) = load(&[("001_reindex.sql", "REINDEX keep_a;")]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE keep (a); CREATE INDEX keep_a ON keep (a);\
+         CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER);\
+         INSERT INTO t VALUES (1, NULL);\
+         PRAGMA writable_schema = ON;\
+         UPDATE sqlite_master SET sql = 'CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER NOT NULL)' WHERE name = 't';\
+         PRAGMA schema_version = 100;\
+         PRAGMA writable_schema = OFF;",
+    )
+    .unwrap();
+    other
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap();
+}
