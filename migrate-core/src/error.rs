@@ -160,8 +160,8 @@ pub enum Error {
     /// embedded when it was built (from [`crate::Migrations::check_source`]).
     #[error(
         "the program was built with other migrations than {dir} holds now ({}); rebuild it, and \
-         make sure build.rs prints `cargo:rerun-if-changed=migrations` so that adding or removing \
-         a file rebuilds it",
+         make sure build.rs prints `cargo:rerun-if-changed={dir}` so that adding or removing a \
+         file rebuilds it",
         differences.join(", ")
     )]
     Stale {
