@@ -205,6 +205,16 @@ pub enum Error {
     )]
     InTransaction,
 
+    /// An option of the [`crate::Migrator`] has a value SQLite would not
+    /// take. Nothing was done.
+    #[error("invalid option {option}: {reason}; nothing was done")]
+    InvalidOption {
+        /// The option, as the builder method names it.
+        option: String,
+        /// What values it takes.
+        reason: String,
+    },
+
     /// `migrate_to` was given a target it cannot reach.
     #[error("cannot migrate to version {target}: {reason}")]
     Target {

@@ -243,7 +243,14 @@ impl<'m> Migrator<'m> {
     }
 
     /// `PRAGMA page_size` for a brand-new database (no tables yet), set
-    /// before migration 1. Ignored for an existing database.
+    /// before migration 1. Ignored for an existing database. A power of two
+    /// from 512 to 65536: `migrate` refuses any other value with
+    /// [`Error::InvalidOption`] before doing anything.
+    ///
+    /// Like `auto_vacuum` and `journal_mode`, it is set before migration 1
+    /// runs, outside its transaction (SQLite takes it only there), so it
+    /// stays even if migration 1 fails: the new database is then empty,
+    /// with these settings, and the next run applies migration 1 to it.
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.new_database.page_size = Some(bytes);
         self
@@ -272,6 +279,14 @@ impl<'m> Migrator<'m> {
     /// newest migration or below the database's version.
     pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
         let started = Instant::now();
+        if let Some(size) = self.new_database.page_size {
+            if !(512..=65536).contains(&size) || !size.is_power_of_two() {
+                return Err(Error::InvalidOption {
+                    option: format!("page_size({size})"),
+                    reason: "SQLite takes a power of two from 512 to 65536".to_owned(),
+                });
+            }
+        }
         if !conn.is_autocommit() {
             return Err(Error::InTransaction);
         }
@@ -1029,8 +1044,8 @@ impl<'m> Migrator<'m> {
         if let Some(size) = page_size {
             conn.execute_batch(&format!("PRAGMA page_size = {size}"))
                 .map_err(|e| Error::sqlite("cannot set page_size", e))?;
-            // SQLite silently ignores a size that is not a power of two
-            // between 512 and 65536.
+            // The size was checked before the run; SQLite may still keep
+            // its own (silently), e.g. for a database already in WAL mode.
             let now: i64 = conn
                 .query_row("PRAGMA page_size", [], |r| r.get(0))
                 .map_err(|e| Error::sqlite("cannot read page_size", e))?;

@@ -1011,6 +1011,37 @@ fn new_database_settings_apply_only_to_a_new_database() {
     assert_eq!((page_size, journal.as_str()), (4096, "delete"));
 }
 
+/// A page size SQLite would ignore is refused before anything is done,
+/// rather than silently giving another size.
+#[test]
+fn an_invalid_page_size_is_refused_before_anything_is_done() {
+    let (_d, m) = load(&[("001_users.sql", USERS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let mut conn = Connection::open(&path).unwrap();
+    for size in [0, 256, 1000, 131_072] {
+        let err = m.migrator().page_size(size).migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, Error::InvalidOption { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid option page_size({size}): SQLite takes a power of two from 512 to \
+                 65536; nothing was done"
+            )
+        );
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    for size in [512, 65_536] {
+        let path = dir.path().join(format!("{size}.db"));
+        let mut conn = Connection::open(&path).unwrap();
+        m.migrator().page_size(size).migrate(&mut conn).unwrap();
+        let page_size: u32 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, size);
+    }
+}
+
 #[test]
 fn lock_timeout_gives_a_clear_error() {
     let (_d, m) = load(&[("001_users.sql", USERS)]);
