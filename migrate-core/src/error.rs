@@ -365,6 +365,10 @@ pub enum Hint {
     Full,
     /// Another connection held a lock past the lock timeout.
     Locked,
+    /// Migration 1 failed because what it creates already exists, on a
+    /// database that had tables but no migration history and
+    /// `user_version` 0: a database made before migrations were used.
+    ExistingSchema,
 }
 
 impl fmt::Display for Hint {
@@ -386,6 +390,11 @@ impl fmt::Display for Hint {
             Hint::Locked => {
                 " (another connection held a lock on the database past the lock timeout: see \
                  `Migrator::lock_timeout`)"
+            }
+            Hint::ExistingSchema => {
+                " (the database already has tables but no migration history: if its schema is \
+                 what migrations 1 to N create, set `PRAGMA user_version = N` on it once, and \
+                 the next run records 1 to N as applied without running them)"
             }
         })
     }

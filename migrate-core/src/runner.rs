@@ -553,7 +553,22 @@ impl<'m> Migrator<'m> {
         };
         let version = match outcome {
             Ok(version) => version,
-            Err(e) => return Err(self.check_committed(conn, e, &applied, touched.as_deref())),
+            Err(mut e) => {
+                // A database made before migrations were used: say how to
+                // adopt it.
+                if let Error::Migration {
+                    version: 1,
+                    message,
+                    hint,
+                    ..
+                } = &mut e
+                {
+                    if new_database && !empty && message.contains("already exists") {
+                        *hint = Hint::ExistingSchema;
+                    }
+                }
+                return Err(self.check_committed(conn, e, &applied, touched.as_deref()));
+            }
         };
         let integrity = if applied.is_empty() {
             IntegrityOutcome::NotRun

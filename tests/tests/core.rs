@@ -626,6 +626,45 @@ fn inconsistent_history_is_refused() {
     assert!(matches!(m.verify(&conn), Err(Error::Inconsistent { .. })));
 }
 
+/// A database made before migrations were used (tables, no history,
+/// `user_version` 0): migration 1 fails on what already exists, and the
+/// error says how to adopt it; following that advice works.
+#[test]
+fn an_existing_schema_without_history_is_pointed_to_adoption() {
+    let (_d, m) = load(&[("001_users.sql", USERS), ("002_posts.sql", POSTS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(USERS).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration { version, hint, .. } => {
+            assert_eq!((*version, *hint), (1, migrate_core::Hint::ExistingSchema))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("table users already exists (the database already has tables but no migration history: if its schema is what migrations 1 to N create, set `PRAGMA user_version = N`"),
+        "{text}"
+    );
+    assert_eq!(snapshot(&conn), before);
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.applied().len(), 1);
+    assert_eq!(report.version(), 2);
+
+    // The same failure on a database the migrations made is not about
+    // adoption.
+    let (_d, twice) = load(&[("001_users.sql", USERS), ("002_again.sql", USERS)]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    match twice.migrate(&mut conn).unwrap_err() {
+        Error::Migration {
+            version: 2, hint, ..
+        } => assert_eq!(hint, migrate_core::Hint::None),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[test]
 fn user_version_only_databases_are_adopted() {
     let (_d, m) = load(&[
