@@ -497,6 +497,24 @@ pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
     }
 }
 
+/// Names the database file in an error that says it is not a database
+/// (the caller may have opened the wrong path).
+pub(crate) fn with_path(e: Error, conn: &rusqlite::Connection) -> Error {
+    match e {
+        Error::Sqlite { context, cause } if is_not_a_database(&cause) => {
+            let context = match conn.path().filter(|p| !p.is_empty()) {
+                Some(path) => context.replace(
+                    "the file is not a SQLite database",
+                    &format!("the file {path} is not a SQLite database"),
+                ),
+                None => context,
+            };
+            Error::Sqlite { context, cause }
+        }
+        e => e,
+    }
+}
+
 fn is_not_a_database(e: &rusqlite::Error) -> bool {
     matches!(code(e), Some(rusqlite::ErrorCode::NotADatabase))
 }

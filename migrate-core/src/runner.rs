@@ -9,7 +9,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Batch, Connection, OptionalExtension};
 
-use crate::error::{is_busy, is_full, Error, Hint, Outcome, Result};
+use crate::error::{is_busy, is_full, with_path, Error, Hint, Outcome, Result};
 use crate::migration::{Migration, Migrations};
 use crate::report::{Applied, IntegrityOutcome, Report, Status};
 use crate::state::{
@@ -191,7 +191,7 @@ impl Migrations {
     /// [`Error::Incomplete`], or [`Error::Sqlite`] if the database cannot be
     /// read.
     pub fn verify(&self, conn: &Connection) -> Result<()> {
-        let state = read_state_snapshot(conn)?;
+        let state = read_state_snapshot(conn).map_err(|e| with_path(e, conn))?;
         verify(&state, self).map(|_| ())
     }
 
@@ -202,7 +202,7 @@ impl Migrations {
     ///
     /// [`Error::Sqlite`] if the database cannot be read.
     pub fn status(&self, conn: &Connection) -> Result<Status> {
-        let state = read_state_snapshot(conn)?;
+        let state = read_state_snapshot(conn).map_err(|e| with_path(e, conn))?;
         Ok(Status::new(state, self))
     }
 }
@@ -317,7 +317,7 @@ impl<'m> Migrator<'m> {
         let previous = Duration::from_millis(u64::try_from(previous_timeout).unwrap_or(0));
         match (result, conn.busy_timeout(previous)) {
             (Ok(_), Err(e)) => Err(Error::sqlite("cannot restore busy_timeout", e)),
-            (result, _) => result,
+            (result, _) => result.map_err(|e| with_path(e, conn)),
         }
     }
 
