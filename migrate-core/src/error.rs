@@ -184,8 +184,9 @@ pub enum Error {
     },
 
     /// `migrate` was called on a read-only connection with migrations
-    /// pending, or on a database to adopt (`user_version` without a
-    /// history table), which takes a write too.
+    /// pending (or to revert, for a target below the database's version),
+    /// or on a database to adopt (`user_version` without a history table),
+    /// which takes a write too.
     #[error(
         "the database is opened read-only and {}; open it read-write to migrate (`verify` and \
          `status` work read-only)",
@@ -194,7 +195,7 @@ pub enum Error {
     ReadOnly {
         /// The database's version.
         version: u32,
-        /// The newest version.
+        /// The newest version, or the target of the run.
         latest: u32,
     },
 
@@ -215,7 +216,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// `migrate_to` was given a target it cannot reach.
+    /// `migrate_to` was given a target it cannot reach: above the newest
+    /// migration; below the database's version while a version to revert
+    /// has no down file, or has one marked `-- migrate:no-transaction`
+    /// (nothing was changed); or another connection moved the database
+    /// while the run was reverting it (what the run reverted before that
+    /// stays reverted).
     #[error("cannot migrate to version {target}: {reason}")]
     Target {
         /// The requested version.
@@ -264,6 +270,8 @@ fn unknown_version_advice(latest: u32, name: Option<&str>) -> String {
 fn read_only_need(version: u32, latest: u32) -> String {
     if version < latest {
         format!("has migrations pending (version {version} of {latest})")
+    } else if version > latest {
+        format!("is at version {version}: reverting it to version {latest} needs a write")
     } else {
         format!(
             "has no migration history yet (user_version {version}): recording it, as the first \

@@ -40,7 +40,8 @@
 //!
 //! - `<version>_<name>.sql` or `<version>.sql`; versions are digits (leading
 //!   zeros allowed), 1 to 2147483647, unique and contiguous from 1.
-//!   `<version>_<name>.down.sql` is the optional reverse.
+//!   `<version>_<name>.down.sql` is the optional reverse, run by
+//!   [`Migrations::migrate_to`] a lower version.
 //! - Other files, hidden files and subdirectories are ignored; a `.sql` file
 //!   whose name does not fit is an error.
 //! - UTF-8, with at least one statement. A comment

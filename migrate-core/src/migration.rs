@@ -56,7 +56,8 @@ pub struct Migration {
     checksum: Checksum,
     chain: Checksum,
     no_transaction: bool,
-    down: Option<Cow<'static, str>>,
+    /// The down file: its name and SQL.
+    down: Option<(Cow<'static, str>, Cow<'static, str>)>,
 }
 
 impl Migration {
@@ -71,7 +72,7 @@ impl Migration {
         checksum: [u8; 32],
         chain: [u8; 32],
         no_transaction: bool,
-        down: Option<&'static str>,
+        down: Option<(&'static str, &'static str)>,
     ) -> Self {
         Migration {
             version,
@@ -82,7 +83,7 @@ impl Migration {
             chain: Checksum(chain),
             no_transaction,
             down: match down {
-                Some(down) => Some(Cow::Borrowed(down)),
+                Some((file_name, sql)) => Some((Cow::Borrowed(file_name), Cow::Borrowed(sql))),
                 None => None,
             },
         }
@@ -109,9 +110,45 @@ impl Migration {
         &self.sql
     }
 
-    /// The SQL of the `.down.sql` file, if there is one.
+    /// The SQL of the `.down.sql` file, if there is one: what
+    /// [`Migrations::migrate_to`] runs to revert this version when the
+    /// target is below it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+    /// std::fs::write(dir.path().join("001_users.down.sql"), "DROP TABLE users;")?;
+    /// let migrations = migrate_core::Migrations::from_dir(dir.path())?;
+    /// let first = migrations.get(1).ok_or("no version 1")?;
+    /// assert_eq!(first.down_sql(), Some("DROP TABLE users;"));
+    /// assert_eq!(first.down_file_name(), Some("001_users.down.sql"));
+    /// # Ok(()) }
+    /// ```
     pub fn down_sql(&self) -> Option<&str> {
-        self.down.as_deref()
+        self.down.as_ref().map(|(_, sql)| &**sql)
+    }
+
+    /// The name of the `.down.sql` file, if there is one.
+    pub fn down_file_name(&self) -> Option<&str> {
+        self.down.as_ref().map(|(file_name, _)| &**file_name)
+    }
+
+    /// The down file as a migration of its own (same version and name, the
+    /// down file's name and SQL), for the executor and the checks that
+    /// name a file and a line.
+    pub(crate) fn reverse(&self) -> Option<Migration> {
+        let (file_name, sql) = self.down.as_ref()?;
+        Some(Migration {
+            version: self.version,
+            name: self.name.clone(),
+            file_name: file_name.clone(),
+            sql: sql.clone(),
+            checksum: self.checksum,
+            chain: self.chain,
+            no_transaction: false,
+            down: None,
+        })
     }
 
     /// The checksum of the file.
@@ -183,7 +220,9 @@ impl Migrations {
                 checksum: Checksum(m.up.contents.checksum),
                 chain: Checksum(m.chain),
                 no_transaction: m.up.contents.no_transaction,
-                down: m.down.map(|d| Cow::Owned(d.text)),
+                down: m
+                    .down
+                    .map(|d| (Cow::Owned(d.file_name), Cow::Owned(d.text))),
             })
             .collect();
         Ok(Migrations {

@@ -7,7 +7,8 @@ use crate::migration::{Migration, Migrations};
 use crate::runner::{ms, IntegrityCheck};
 use crate::state::{verify, DbState, HistoryRow};
 
-/// One migration applied by a run.
+/// One migration a run applied (its up file ran) or reverted (its down
+/// file ran): see [`Report::applied`] and [`Report::reverted`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     version: u32,
@@ -26,6 +27,14 @@ impl Applied {
         }
     }
 
+    /// A reverted migration: its down file ran.
+    pub(crate) fn reverted(m: &Migration, duration: Duration) -> Self {
+        Applied {
+            file_name: m.down_file_name().unwrap_or(m.file_name()).to_owned(),
+            ..Applied::new(m, duration)
+        }
+    }
+
     /// The version.
     pub fn version(&self) -> u32 {
         self.version
@@ -36,7 +45,8 @@ impl Applied {
         &self.name
     }
 
-    /// The file name.
+    /// The file that ran: the up file for an applied migration, the
+    /// `.down.sql` file for a reverted one.
     pub fn file_name(&self) -> &str {
         &self.file_name
     }
@@ -55,7 +65,7 @@ pub enum IntegrityOutcome {
     Ok(IntegrityCheck),
     /// The check was turned off ([`IntegrityCheck::Off`]).
     Skipped,
-    /// Nothing was applied, so there was nothing to check.
+    /// Nothing was applied or reverted, so there was nothing to check.
     NotRun,
 }
 
@@ -73,14 +83,39 @@ impl fmt::Display for IntegrityOutcome {
     }
 }
 
-/// What [`Migrations::migrate`] did: one line a migration in its `Display`,
-/// then the final version and the integrity result.
+/// What [`Migrations::migrate`] (or [`Migrations::migrate_to`]) did: one
+/// line a migration in its `Display`, then the final version and the
+/// integrity result.
+///
+/// A run goes one way: up, listing in [`applied`](Self::applied) the
+/// migrations whose files ran, or down (a target below the database's
+/// version), listing in [`reverted`](Self::reverted) those whose
+/// `.down.sql` files ran, newest first.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+/// # std::fs::write(dir.path().join("002_posts.sql"), "CREATE TABLE posts (id INTEGER PRIMARY KEY);")?;
+/// # std::fs::write(dir.path().join("002_posts.down.sql"), "DROP TABLE posts;")?;
+/// let migrations = migrate_core::Migrations::from_dir(dir.path())?;
+/// let mut conn = rusqlite::Connection::open_in_memory()?;
+/// migrations.migrate(&mut conn)?;
+/// let report = migrations.migrate_to(&mut conn, 1)?;
+/// assert_eq!(report.reverted()[0].file_name(), "002_posts.down.sql");
+/// assert!(report.applied().is_empty());
+/// // reverted 2  posts        0.1 ms
+/// // now at version 1 (was 2), integrity ok
+/// assert!(report.to_string().starts_with("reverted 2  posts "));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     from: u32,
     version: u32,
     adopted: Option<u32>,
     applied: Vec<Applied>,
+    reverted: Vec<Applied>,
     integrity: IntegrityOutcome,
     duration: Duration,
 }
@@ -99,14 +134,29 @@ impl Report {
             version,
             adopted,
             applied,
+            reverted: Vec::new(),
             integrity,
             duration: started.elapsed(),
         }
     }
 
+    /// The same report, for a run that reverted these migrations.
+    pub(crate) fn with_reverted(mut self, reverted: Vec<Applied>) -> Self {
+        self.reverted = reverted;
+        self
+    }
+
     /// The migrations applied, in order.
     pub fn applied(&self) -> &[Applied] {
         &self.applied
+    }
+
+    /// The migrations reverted by a run to a lower version, in the order
+    /// their down files ran (newest first). Each one's
+    /// [`file_name`](Applied::file_name) is its `.down.sql` file and its
+    /// [`duration`](Applied::duration) how long that file took.
+    pub fn reverted(&self) -> &[Applied] {
+        &self.reverted
     }
 
     /// The version before the run.
@@ -141,27 +191,30 @@ impl fmt::Display for Report {
         if let Some(v) = self.adopted {
             writeln!(f, "adopted the existing database at version {v}")?;
         }
-        if self.applied.is_empty() {
+        if self.applied.is_empty() && self.reverted.is_empty() {
             return write!(
                 f,
                 "nothing to apply: the database is at version {}",
                 self.version
             );
         }
-        let width = self
+        let lines = self
             .applied
             .iter()
-            .map(|a| a.version.to_string().len())
+            .map(|a| ("applied", a))
+            .chain(self.reverted.iter().map(|a| ("reverted", a)));
+        let width = lines
+            .clone()
+            .map(|(_, a)| a.version.to_string().len())
             .max()
             .unwrap_or(1);
-        let name_width = self
-            .applied
-            .iter()
-            .map(|a| a.name.len())
+        let name_width = lines
+            .clone()
+            .map(|(_, a)| a.name.len())
             .max()
             .unwrap_or(0)
             .max(4);
-        for a in &self.applied {
+        for (verb, a) in lines {
             let name = if a.name.is_empty() {
                 &a.file_name
             } else {
@@ -169,7 +222,7 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "applied {:>width$}  {:<name_width$}  {:>9.1} ms",
+                "{verb} {:>width$}  {:<name_width$}  {:>9.1} ms",
                 a.version,
                 name,
                 ms(a.duration)

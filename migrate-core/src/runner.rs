@@ -16,6 +16,8 @@ use crate::state::{
     self, read_state, read_state_snapshot, verify, Quick, Verified, CREATE_HISTORY,
 };
 
+mod down;
+
 /// Which integrity check runs after migrations were applied.
 ///
 /// Choosing one: [`Full`](Self::Full) (the default) for small and medium
@@ -158,13 +160,56 @@ impl Migrations {
         self.migrator().migrate(conn)
     }
 
-    /// Applies the pending migrations up to and including `version`.
+    /// Migrates to `version`: applies the pending migrations up to and
+    /// including it, or, when it is below the database's version, reverts
+    /// the applied ones above it with their `.down.sql` files, newest
+    /// first. `0` reverts every version.
+    ///
+    /// A down run is checked as an up run is: the same verification first
+    /// (drift, an unknown version, an inconsistent or incomplete history
+    /// are refused), then every version to revert must have a down file,
+    /// or nothing is changed. Each down file runs as a migration does: in a
+    /// transaction of its own (or all in one with
+    /// [`single_transaction`](Migrator::single_transaction)) taken with
+    /// `BEGIN IMMEDIATE`, after the history is read again inside it;
+    /// statement by statement, so that a failure names the down file and
+    /// line and rolls the whole file back; with foreign keys off and
+    /// checked before the commit, which also deletes the version's history
+    /// row and sets `user_version` to the version below. The integrity
+    /// check runs at the end, and [`Report::reverted`] lists what ran.
+    /// A down file marked `-- migrate:no-transaction` is refused before
+    /// anything is changed: a failure in it could leave the version half
+    /// reverted. The history table itself stays, even at version 0.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::fs::write(dir.path().join("001_users.sql"), "CREATE TABLE users (id INTEGER PRIMARY KEY);")?;
+    /// # std::fs::write(dir.path().join("002_posts.sql"), "CREATE TABLE posts (id INTEGER PRIMARY KEY);")?;
+    /// # std::fs::write(dir.path().join("002_posts.down.sql"), "DROP TABLE posts;")?;
+    /// // 001_users.sql, 002_posts.sql and 002_posts.down.sql
+    /// let migrations = migrate_core::Migrations::from_dir(dir.path())?;
+    /// let mut conn = rusqlite::Connection::open_in_memory()?;
+    /// assert_eq!(migrations.migrate_to(&mut conn, 1)?.version(), 1); // up
+    /// migrations.migrate(&mut conn)?; // up to 2
+    /// let report = migrations.migrate_to(&mut conn, 1)?; // down: runs 002_posts.down.sql
+    /// assert_eq!(report.reverted().len(), 1);
+    /// assert_eq!(report.version(), 1);
+    /// // 001_users.sql has no down file: going to 0 is refused, nothing changes.
+    /// let refused = migrations.migrate_to(&mut conn, 0).unwrap_err();
+    /// assert!(refused.to_string().contains("001_users.down.sql"));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
-    /// As [`Migrations::migrate`], and [`Error::Target`] when `version` is
-    /// above the newest migration or below the database's version (down
-    /// migrations are not run yet).
+    /// As [`Migrations::migrate`] (for a down file too: [`Error::Migration`]
+    /// names the `.down.sql` file and line, and that file was rolled back),
+    /// and [`Error::Target`] when `version` is above the newest migration,
+    /// when a version to revert has no down file or has a `no-transaction`
+    /// one (nothing was changed), or when another connection moved the
+    /// database while the run was reverting it (the run stops; what it
+    /// reverted before stays reverted).
     pub fn migrate_to(&self, conn: &mut Connection, version: u32) -> Result<Report> {
         self.migrator().target(version).migrate(conn)
     }
@@ -236,7 +281,9 @@ impl<'m> Migrator<'m> {
         self
     }
 
-    /// Stop at this version instead of the newest.
+    /// Stop at this version instead of the newest. A version below the
+    /// database's reverts the versions above it with their `.down.sql`
+    /// files, newest first, as [`Migrations::migrate_to`] describes.
     pub fn target(mut self, version: u32) -> Self {
         self.target = Some(version);
         self
@@ -275,8 +322,8 @@ impl<'m> Migrator<'m> {
     ///
     /// # Errors
     ///
-    /// As [`Migrations::migrate`]; [`Error::Target`] for a target above the
-    /// newest migration or below the database's version.
+    /// As [`Migrations::migrate`]; for a target, as
+    /// [`Migrations::migrate_to`].
     pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
         let started = Instant::now();
         if let Some(size) = self.new_database.page_size {
@@ -386,7 +433,9 @@ impl<'m> Migrator<'m> {
                     )
                 }
             };
-        self.check_not_above(current, target)?;
+        if current > target {
+            self.check_revertible(current, target)?;
+        }
         if current == target && !needs_adoption {
             log::debug!("database is up to date at version {current}");
             return Ok(Report::new(
@@ -480,8 +529,9 @@ impl<'m> Migrator<'m> {
             return Err(Error::Target {
                 target,
                 reason: format!(
-                    "the database is at version {current}; down migrations are not run yet: \
-                     restore a backup, or write a new migration that reverses the change"
+                    "another connection migrated the database to version {current} while this \
+                     run was migrating it; run again to revert it to version {target} with the \
+                     down files"
                 ),
             });
         }
@@ -496,6 +546,9 @@ impl<'m> Migrator<'m> {
         foreign_keys: bool,
         started: Instant,
     ) -> Result<Report> {
+        if target < start.from {
+            return self.revert(conn, start, target, foreign_keys, started);
+        }
         let Start {
             from,
             new_database,
@@ -567,7 +620,8 @@ impl<'m> Migrator<'m> {
                         *hint = Hint::ExistingSchema;
                     }
                 }
-                return Err(self.check_committed(conn, e, &applied, touched.as_deref()));
+                let committed = applied.last().map(|&(m, _)| m.version());
+                return Err(self.check_committed(conn, e, committed, touched.as_deref()));
             }
         };
         let integrity = if applied.is_empty() {
@@ -584,7 +638,8 @@ impl<'m> Migrator<'m> {
         ))
     }
 
-    /// A run failed after some of its migrations were committed: check
+    /// A run failed after some of its migrations were committed (the
+    /// database is then at version `committed`; `None`: nothing was): check
     /// what they left as a successful run would. Damage found there is the
     /// error to return (the failure is logged, and met again by the next
     /// run); otherwise the failure is.
@@ -592,10 +647,10 @@ impl<'m> Migrator<'m> {
         &self,
         conn: &Connection,
         failure: Error,
-        applied: &[(&Migration, Duration)],
+        committed: Option<u32>,
         touched: Option<&[String]>,
     ) -> Error {
-        let Some(&(last, _)) = applied.last() else {
+        let Some(version) = committed else {
             return failure;
         };
         if self.integrity == IntegrityCheck::Off {
@@ -603,21 +658,20 @@ impl<'m> Migrator<'m> {
         }
         if is_lock_error(&failure) {
             log::warn!(
-                "migrations up to version {} were committed and not checked: the database was \
-                 locked",
-                last.version()
+                "the run's commits (the database is at version {version}) were not checked: the \
+                 database was locked"
             );
             return failure;
         }
-        match integrity_check(conn, self.integrity, touched, last.version()) {
+        match integrity_check(conn, self.integrity, touched, version) {
             Err(damage @ Error::Integrity { .. }) => {
                 log::error!("{failure}");
                 damage
             }
             Err(e) => {
                 log::warn!(
-                    "migrations up to version {} were committed and could not be checked: {e}",
-                    last.version()
+                    "the run's commits (the database is at version {version}) could not be \
+                     checked: {e}"
                 );
                 failure
             }

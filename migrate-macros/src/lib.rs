@@ -168,7 +168,8 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         let down = match &m.down {
             Some(down) => {
                 let path = path_str(&down.path, span)?;
-                quote!(::core::option::Option::Some(::core::include_str!(#path)))
+                let down_name = &down.file_name;
+                quote!(::core::option::Option::Some((#down_name, ::core::include_str!(#path))))
             }
             None => quote!(::core::option::Option::None),
         };
