@@ -140,7 +140,10 @@ impl Migrations {
     /// attached is detached, `writable_schema` and `synchronous` are put
     /// back, and a `journal_mode` of `OFF` or `MEMORY` set by a
     /// `no-transaction` file is put back right after that file (so that the
-    /// migrations after it can still roll back). While migrating, the run installs its own authorizer (and, while
+    /// migrations after it can still roll back). A connection to a database
+    /// file in `journal_mode` `OFF` or `MEMORY` (no rollback journal on
+    /// disk) migrates in `DELETE` mode and gets its mode back after: without
+    /// a journal, a failed migration could not be rolled back. While migrating, the run installs its own authorizer (and, while
     /// a `no-transaction` file runs, its own commit hook) and removes them
     /// at the end: install yours again after the call.
     ///
@@ -1491,10 +1494,17 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 /// and `PRAGMA synchronous` when a pending file names it. (`PRAGMA
 /// journal_mode`, which only a `no-transaction` file may change, is put back
 /// after that file.) Read through the C interface where SQLite has one.
+///
+/// Also the caller's own journal mode: a file database whose connection
+/// has no rollback journal on disk (`OFF`, which cannot roll back at all
+/// once pages reached the file, or `MEMORY`, which a crash loses) runs the
+/// migrations with `DELETE`, and gets its mode back after.
 struct Settings {
     writable_schema: bool,
     attached: Vec<String>,
     synchronous: Option<i64>,
+    /// The caller's journal mode, when the run replaced it with `DELETE`.
+    journal: Option<String>,
 }
 
 impl Settings {
@@ -1510,10 +1520,12 @@ impl Settings {
         } else {
             None
         };
+        let journal = with_rollback_journal(conn)?;
         Ok(Settings {
             writable_schema,
             attached: attached(conn),
             synchronous,
+            journal,
         })
     }
 
@@ -1542,8 +1554,55 @@ impl Settings {
             conn.execute_batch(&format!("PRAGMA main.synchronous = {level}"))
                 .map_err(|e| Error::sqlite("cannot put PRAGMA synchronous back", e))?;
         }
+        // Unless the run chose another mode since (a new database's WAL).
+        if let Some(mode) = &self.journal {
+            let now = journal_mode(conn)
+                .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
+            if now.eq_ignore_ascii_case("delete") {
+                conn.query_row(
+                    &format!("PRAGMA main.journal_mode = {mode}"),
+                    [],
+                    |_| Ok(()),
+                )
+                .map_err(|e| Error::sqlite("cannot put PRAGMA journal_mode back", e))?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Gives a file database's connection a rollback journal on disk for the
+/// run if it has none: returns the mode it had then.
+fn with_rollback_journal(conn: &Connection) -> Result<Option<String>> {
+    if conn.path().is_none_or(str::is_empty) {
+        // In memory: nothing survives a crash anyway, and `MEMORY` rolls
+        // back.
+        return Ok(None);
+    }
+    let mode =
+        journal_mode(conn).map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
+    if !(mode.eq_ignore_ascii_case("off") || mode.eq_ignore_ascii_case("memory")) {
+        return Ok(None);
+    }
+    let now: String = conn
+        .query_row("PRAGMA main.journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("cannot set PRAGMA journal_mode", e))?;
+    if !now.eq_ignore_ascii_case("delete") {
+        return Err(Error::sqlite(
+            format!(
+                "the connection's journal_mode is {mode}, so a failed migration could not be \
+                 rolled back (or a crash would leave it half applied), and SQLite kept {now} when \
+                 the run set DELETE for itself; migrate with a connection in DELETE, TRUNCATE, \
+                 PERSIST or WAL mode"
+            ),
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                None,
+            ),
+        ));
+    }
+    log::debug!("journal_mode {mode} replaced with DELETE for the run");
+    Ok(Some(mode))
 }
 
 /// The names of the attached databases (after `main` and `temp`).

@@ -1768,3 +1768,54 @@ fn changed_checks_a_table_a_migration_reindexed() {
         .migrate(&mut conn)
         .unwrap();
 }
+
+/// A caller whose connection has no rollback journal on disk
+/// (`journal_mode` OFF, or MEMORY, which a crash loses): the run migrates
+/// with one all the same, so a failing migration is rolled back even after
+/// SQLite wrote some of its pages to the file, and the caller gets its mode
+/// back.
+#[test]
+fn a_caller_without_a_rollback_journal_still_gets_a_failed_migration_rolled_back() {
+    let (_d, m) = load(&[
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n\
+             INSERT INTO users VALUES (1, 'a@x');",
+        ),
+        (
+            "002_bulk.sql",
+            "UPDATE users SET email = 'changed';\n\
+             CREATE TABLE big (id INTEGER PRIMARY KEY, pad BLOB);\n\
+             INSERT INTO big (pad) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             SELECT randomblob(4000) FROM n;\n\
+             SELECT * FROM no_such_table;\n",
+        ),
+    ]);
+    for mode in ["off", "memory"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let mut conn = Connection::open(&path).unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let set: String = conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(set, mode);
+        let err = m.migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, Error::Migration { version: 2, .. }),
+            "{err:?}"
+        );
+        let after: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(after, mode, "the caller's mode is put back");
+        drop(conn);
+        let conn = Connection::open(&path).unwrap();
+        let email: String = conn
+            .query_row("SELECT email FROM users WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(email, "a@x", "{mode}: migration 2 was rolled back");
+        assert!(!table_exists(&conn, "big"));
+        assert_eq!(migrate_tests::integrity(&conn), "ok");
+    }
+}
