@@ -889,7 +889,7 @@ impl<'m> Migrator<'m> {
                 conn.execute_batch("SAVEPOINT _migrate_file")
                     .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
             }
-            run_statements(conn, m, Some(rolled_back), None)?;
+            run_file(conn, m, mentions, Some(rolled_back), None)?;
             if fenced {
                 conn.execute_batch("RELEASE _migrate_file").map_err(|e| {
                     at_end_of(
@@ -973,7 +973,8 @@ impl<'m> Migrator<'m> {
             false
         }))
         .map_err(|e| Error::sqlite("cannot install a commit hook", e))?;
-        let ran = run_statements(conn, m, None, Some(&commits));
+        let mentions = Mentions::of(m.sql());
+        let ran = run_file(conn, m, mentions, None, Some(&commits));
         if let Err(e) = conn.commit_hook(None::<fn() -> bool>) {
             log::error!("cannot remove the commit hook: {e}");
         }
@@ -1053,13 +1054,7 @@ impl<'m> Migrator<'m> {
         }
         // The same checks as before a commit; the file's changes are
         // already in, so a failure leaves it marked incomplete.
-        load_edited_schema(
-            conn,
-            m,
-            &Mentions::of(m.sql()),
-            watch,
-            Outcome::RanNotMarked,
-        )?;
+        load_edited_schema(conn, m, &mentions, watch, Outcome::RanNotMarked)?;
         if let Some(watch) = watch.filter(|_| foreign_keys) {
             foreign_key_check(conn, m, &watch.step_scope(conn)?, Outcome::RanNotMarked)?;
         }
@@ -1276,6 +1271,9 @@ struct Mentions {
     /// `synchronous`: the file may change the connection's
     /// `PRAGMA synchronous`, which the run puts back.
     synchronous: bool,
+    /// `_migrate_history`: the file may write the history table, which
+    /// only the runner may.
+    history: bool,
 }
 
 impl Mentions {
@@ -1286,6 +1284,7 @@ impl Mentions {
         writable_schema: true,
         schema_table: true,
         synchronous: true,
+        history: true,
     };
 
     /// What any of `files` says.
@@ -1299,6 +1298,7 @@ impl Mentions {
                 writable_schema: all.writable_schema || one.writable_schema,
                 schema_table: all.schema_table || one.schema_table,
                 synchronous: all.synchronous || one.synchronous,
+                history: all.history || one.history,
             }
         })
     }
@@ -1324,6 +1324,7 @@ impl Mentions {
             if text[at] == b'_' {
                 found.writable_schema |= is_at(8, "writable_schema");
                 found.schema_table |= is_at(6, "sqlite_master") || is_at(6, "sqlite_schema");
+                found.history |= is_at(0, "_migrate_history");
             } else {
                 found.references |= is_at(0, "references");
                 found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
@@ -2461,6 +2462,46 @@ fn tables(conn: &Connection) -> Result<Schema> {
 /// transaction; `None` for a `no-transaction` migration.
 /// `commits`: for a `no-transaction` migration, set by a commit hook
 /// whenever SQLite commits.
+/// [`run_statements`], refusing a file that wrote the history table (which
+/// only the runner may): it is compared before and after the file, when
+/// the file names it.
+fn run_file(
+    conn: &Connection,
+    m: &Migration,
+    mentions: Mentions,
+    rolled_back: Option<Outcome>,
+    commits: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    let before = mentions.history.then(|| history_text(conn));
+    run_statements(conn, m, rolled_back, commits)?;
+    match before {
+        Some(before) if history_text(conn) != before => Err(at_end_of(
+            m,
+            "the file wrote the migration history table `_migrate_history`, which only the \
+             runner may write; remove those statements (the history says what was applied: \
+             editing it makes the next run skip or repeat migrations)"
+                .to_owned(),
+            Hint::None,
+            rolled_back.unwrap_or(Outcome::RanNotMarked),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The history table's rows as text (`None` if it cannot be read, for one
+/// not made yet).
+fn history_text(conn: &Connection) -> Option<String> {
+    conn.query_row(
+        "SELECT group_concat(quote(version) || ',' || quote(name) || ',' || quote(checksum) || ',' \
+         || quote(applied_at) || ',' || quote(duration_us) || ',' || quote(chain) || ',' \
+         || quote(state), char(10)) FROM (SELECT * FROM main._migrate_history ORDER BY rowid)",
+        [],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .ok()
+    .flatten()
+}
+
 fn run_statements(
     conn: &Connection,
     m: &Migration,
@@ -2753,6 +2794,13 @@ mod tests {
                 },
             ),
             ("synchronou", none),
+            (
+                "DELETE FROM main._Migrate_History",
+                Mentions {
+                    history: true,
+                    ..none
+                },
+            ),
         ] {
             assert_eq!(Mentions::of(sql), expected, "{sql:?}");
         }
@@ -2784,6 +2832,8 @@ mod tests {
             "synchronous",
             "SYNCHRONOUS",
             "synch",
+            "_migrate_history",
+            "_MIGRATE_",
             "é",
         ];
         let naive = |sql: &str| Mentions {
@@ -2795,6 +2845,7 @@ mod tests {
             schema_table: contains_ignore_case(sql, "sqlite_master")
                 || contains_ignore_case(sql, "sqlite_schema"),
             synchronous: contains_ignore_case(sql, "synchronous"),
+            history: contains_ignore_case(sql, "_migrate_history"),
         };
         for a in parts {
             for b in parts {

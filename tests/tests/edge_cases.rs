@@ -1819,3 +1819,83 @@ fn a_caller_without_a_rollback_journal_still_gets_a_failed_migration_rolled_back
         assert_eq!(migrate_tests::integrity(&conn), "ok");
     }
 }
+
+/// Only the runner writes the history: a file (up, down, or outside a
+/// transaction) that writes `_migrate_history` is refused, and a
+/// transactional one is rolled back, so a successful run always leaves a
+/// history that verifies. A file that only reads it runs.
+#[test]
+fn a_file_that_writes_the_history_is_refused() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+        ("003_c.sql", "CREATE TABLE c (x);\nDELETE FROM _migrate_history WHERE version = 1;\n"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    match &err {
+        Error::Migration {
+            version: 3,
+            outcome: migrate_core::Outcome::RolledBack,
+            ..
+        } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("the file wrote the migration history table `_migrate_history`"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+    m.verify(&conn).unwrap();
+
+    // A down file.
+    let (_d, down) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+        (
+            "002_b.down.sql",
+            "DROP TABLE b;\nUPDATE main._migrate_history SET name = 'x' WHERE version = 1;\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    down.migrate(&mut conn).unwrap();
+    let before = snapshot(&conn);
+    assert!(matches!(
+        down.migrate_to(&mut conn, 1),
+        Err(Error::Migration { version: 2, .. })
+    ));
+    assert_eq!(snapshot(&conn), before);
+
+    // Outside a transaction: what ran stays, and the file stays marked.
+    let (_d, nt) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nINSERT INTO _migrate_history SELECT 9, 'x', checksum, applied_at, 0, chain, 'applied' FROM _migrate_history WHERE version = 1;\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    match nt.migrate(&mut conn).unwrap_err() {
+        Error::Migration {
+            version: 2,
+            outcome: migrate_core::Outcome::RanNotMarked,
+            ..
+        } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Reading it is fine.
+    let (_d, reads) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        (
+            "002_b.sql",
+            "CREATE TABLE b AS SELECT count(*) AS n FROM _migrate_history;",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    reads.migrate(&mut conn).unwrap();
+    reads.verify(&conn).unwrap();
+}

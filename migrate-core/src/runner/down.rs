@@ -11,8 +11,8 @@ use rusqlite::Connection;
 
 use super::{
     at_end_of, begin_immediate, check_whole_pages, commit, foreign_key_check, integrity_check,
-    is_lock_error, load_edited_schema, ms, rollback, run_statements, set_user_version,
-    HistoryTable, Known, Mentions, Migrator, Start, TableWatch,
+    is_lock_error, load_edited_schema, ms, rollback, run_file, set_user_version, HistoryTable,
+    Known, Mentions, Migrator, Start, TableWatch,
 };
 use crate::error::{Error, Hint, Outcome, Result};
 use crate::migration::Migration;
@@ -323,7 +323,7 @@ impl<'m> Migrator<'m> {
                 conn.execute_batch("SAVEPOINT _migrate_file")
                     .map_err(|e| Error::sqlite("cannot start a savepoint", e))?;
             }
-            run_statements(conn, &down, Some(rolled_back), None)?;
+            run_file(conn, &down, mentions, Some(rolled_back), None)?;
             if fenced {
                 conn.execute_batch("RELEASE _migrate_file").map_err(|e| {
                     at_end_of(
