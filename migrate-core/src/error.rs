@@ -284,7 +284,7 @@ fn read_only_need(version: u32, latest: u32) -> String {
 /// does not say it already.
 fn foreign_key_advice(outcome: &Outcome) -> &'static str {
     match outcome {
-        Outcome::RolledBack | Outcome::AllRolledBack => {
+        Outcome::RolledBack | Outcome::AllRolledBack | Outcome::RevertRolledBack => {
             ": fix the migration so that every row it leaves has its parent (a row of a table it \
              writes that had no parent before it ran counts too)"
         }
@@ -417,6 +417,10 @@ pub enum Outcome {
     /// In single-transaction mode: every migration of the run was rolled
     /// back.
     AllRolledBack,
+    /// A down file failed: its revert was rolled back, so its version
+    /// stays applied (the versions the run reverted before it stay
+    /// reverted).
+    RevertRolledBack,
     /// A `no-transaction` migration failed before any of its statements
     /// was in the database for good (at its first statement, or inside a
     /// transaction it began, which was rolled back): nothing of it was
@@ -439,6 +443,11 @@ impl fmt::Display for Outcome {
             Outcome::RolledBack => {
                 "the migration was rolled back and the database is as before it (the migrations \
                  applied before it, by this run or earlier, stay applied: `status` lists them)"
+            }
+            Outcome::RevertRolledBack => {
+                "the revert was rolled back: this version stays applied and the database is as \
+                 before the down file ran (the versions this run reverted before it stay \
+                 reverted: `status` lists them)"
             }
             Outcome::AllRolledBack => {
                 "every migration of this run was rolled back (they ran in one transaction) and \

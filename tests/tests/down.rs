@@ -356,7 +356,7 @@ fn a_failing_down_statement_is_rolled_back_and_names_the_file_and_line() {
                 let expected = if single {
                     Outcome::AllRolledBack
                 } else {
-                    Outcome::RolledBack
+                    Outcome::RevertRolledBack
                 };
                 assert_eq!(*outcome, expected, "{err}");
             }
@@ -366,6 +366,14 @@ fn a_failing_down_statement_is_rolled_back_and_names_the_file_and_line() {
             err.to_string().contains("failed at 002_posts.down.sql:5"),
             "{err}"
         );
+        if !single {
+            // Said as a revert, not as an up migration rolled back.
+            assert!(
+                err.to_string()
+                    .contains("the revert was rolled back: this version stays applied"),
+                "{err}"
+            );
+        }
         assert!(conn.is_autocommit());
         if single {
             // One transaction: version 3's revert is rolled back too.
@@ -583,7 +591,7 @@ fn a_down_file_that_breaks_a_foreign_key_is_rolled_back() {
             assert_eq!(file, "002_seed.down.sql");
             assert_eq!(violations.len(), 1, "{err}");
             assert!(violations[0].contains("child row 10"), "{err}");
-            assert_eq!(*outcome, Outcome::RolledBack);
+            assert_eq!(*outcome, Outcome::RevertRolledBack);
         }
         other => panic!("{other}"),
     }

@@ -1829,7 +1829,10 @@ fn a_file_that_writes_the_history_is_refused() {
     let (_d, m) = load(&[
         ("001_a.sql", "CREATE TABLE a (x);"),
         ("002_b.sql", "CREATE TABLE b (x);"),
-        ("003_c.sql", "CREATE TABLE c (x);\nDELETE FROM _migrate_history WHERE version = 1;\n"),
+        (
+            "003_c.sql",
+            "CREATE TABLE c (x);\nDELETE FROM _migrate_history WHERE version = 1;\n",
+        ),
     ]);
     let mut conn = Connection::open_in_memory().unwrap();
     m.migrate_to(&mut conn, 2).unwrap();

@@ -261,7 +261,7 @@ impl<'m> Migrator<'m> {
         let rolled_back = if self.single_transaction {
             Outcome::AllRolledBack
         } else {
-            Outcome::RolledBack
+            Outcome::RevertRolledBack
         };
         if needs_adoption {
             let mut history = HistoryTable {
