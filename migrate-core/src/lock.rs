@@ -125,13 +125,19 @@ pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<
     Ok(())
 }
 
+/// A migration's down file: its name and SQL.
+fn down_of(m: Option<&crate::Migration>) -> Option<(&str, &str)> {
+    m.and_then(|m| Some((m.down_file_name()?, m.down_sql()?)))
+}
+
 impl Migrations {
     /// Checks, from a test, that the migrations directory on disk agrees
     /// with its lock file and with what this program embedded.
     ///
     /// It catches an edit to a released migration (as the compile-time
     /// check does, for those who prefer a failing test) and a stale build:
-    /// a file added, removed or edited since the program was built, which
+    /// a file (a down file too) added, removed or edited since the program
+    /// was built, which
     /// happens when `build.rs` lacks `cargo:rerun-if-changed=migrations`.
     ///
     /// ```
@@ -171,6 +177,20 @@ impl Migrations {
                     differences.push(format!("{} was removed", built.file_name()))
                 }
                 (None, Some(disk)) => differences.push(format!("{} was added", disk.file_name())),
+                _ => {}
+            }
+            // The down files too: `migrate_to` a lower version runs them.
+            match (down_of(self.get(version)), down_of(on_disk.get(version))) {
+                (Some((_, built)), Some((name, disk)))
+                    if migrate_rules::checksum(built) != migrate_rules::checksum(disk) =>
+                {
+                    differences.push(format!("{name} was edited"));
+                }
+                (Some((built, _)), Some((disk, _))) if built != disk => {
+                    differences.push(format!("{built} was renamed to {disk}"));
+                }
+                (Some((built, _)), None) => differences.push(format!("{built} was removed")),
+                (None, Some((disk, _))) => differences.push(format!("{disk} was added")),
                 _ => {}
             }
         }

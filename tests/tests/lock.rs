@@ -186,6 +186,31 @@ fn check_source_catches_stale_builds() {
     );
 }
 
+/// Down files count too: one added, edited or removed since the build is
+/// a stale build (`migrate_to` a lower version would run another file, or
+/// say a file is missing that is there). A CRLF copy is not an edit.
+#[test]
+fn check_source_catches_stale_down_files() {
+    let dir = migrations_dir(&[("001_a.sql", A), ("002_b.sql", B)]);
+    let built = Migrations::from_dir(dir.path()).unwrap();
+    let down = dir.path().join("002_b.down.sql");
+    fs::write(&down, "DROP TABLE b;\n").unwrap();
+    let stale = |built: &Migrations| match built.check_source(dir.path()) {
+        Err(Error::Stale { differences, .. }) => differences,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(stale(&built), ["002_b.down.sql was added"]);
+
+    let built = Migrations::from_dir(dir.path()).unwrap();
+    built.check_source(dir.path()).unwrap();
+    fs::write(&down, "DROP TABLE b;\r\n").unwrap();
+    built.check_source(dir.path()).unwrap();
+    fs::write(&down, "DELETE FROM a;\nDROP TABLE b;\n").unwrap();
+    assert_eq!(stale(&built), ["002_b.down.sql was edited"]);
+    fs::remove_file(&down).unwrap();
+    assert_eq!(stale(&built), ["002_b.down.sql was removed"]);
+}
+
 #[test]
 fn check_source_reports_lock_problems_with_the_compile_time_message() {
     let dir = released();
