@@ -1502,7 +1502,8 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 /// migrations with `DELETE`, and gets its mode back after.
 struct Settings {
     writable_schema: bool,
-    attached: Vec<String>,
+    /// The attached databases: name and file.
+    attached: Vec<(String, String)>,
     synchronous: Option<i64>,
     /// The caller's journal mode, when the run replaced it with `DELETE`.
     journal: Option<String>,
@@ -1524,7 +1525,7 @@ impl Settings {
         let journal = with_rollback_journal(conn)?;
         Ok(Settings {
             writable_schema,
-            attached: attached(conn),
+            attached: attached(conn)?,
             synchronous,
             journal,
         })
@@ -1541,15 +1542,45 @@ impl Settings {
             )
             .map_err(|e| Error::sqlite("cannot put PRAGMA writable_schema back", e))?;
         }
-        for name in attached(conn) {
-            if !self.attached.contains(&name) {
-                conn.execute("DETACH DATABASE ?1", [&name]).map_err(|e| {
+        // What a file attached (or attached again under a name the caller
+        // used for another file) is detached; what the caller had and a
+        // file detached is attached again.
+        let now = attached(conn)?;
+        for (name, file) in &now {
+            if !self.attached.iter().any(|(n, f)| n == name && f == file) {
+                conn.execute("DETACH DATABASE ?1", [name]).map_err(|e| {
                     Error::sqlite(
                         format!("cannot detach the database {name} a migration attached"),
                         e,
                     )
                 })?;
             }
+        }
+        for (name, file) in &self.attached {
+            if now.iter().any(|(n, f)| n == name && f == file) {
+                continue;
+            }
+            if file.is_empty() {
+                return Err(Error::sqlite(
+                    format!(
+                        "a migration detached the database {name} that the connection had \
+                         attached; it was in memory or temporary, so its contents are gone"
+                    ),
+                    rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                        None,
+                    ),
+                ));
+            }
+            conn.execute("ATTACH DATABASE ?1 AS ?2", [file, name])
+                .map_err(|e| {
+                    Error::sqlite(
+                        format!(
+                            "cannot attach {file} as {name} again, after a migration detached it"
+                        ),
+                        e,
+                    )
+                })?;
         }
         if let Some(level) = self.synchronous {
             conn.execute_batch(&format!("PRAGMA main.synchronous = {level}"))
@@ -1606,9 +1637,19 @@ fn with_rollback_journal(conn: &Connection) -> Result<Option<String>> {
     Ok(Some(mode))
 }
 
-/// The names of the attached databases (after `main` and `temp`).
-fn attached(conn: &Connection) -> Vec<String> {
-    (2..).map_while(|i| conn.db_name(i).ok()).collect()
+/// The attached databases (after `main` and `temp`): name and file (empty
+/// for one in memory). Without any, no statement runs.
+fn attached(conn: &Connection) -> Result<Vec<(String, String)>> {
+    if conn.db_name(2).is_err() {
+        return Ok(Vec::new());
+    }
+    let read = || -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt =
+            conn.prepare("SELECT name, file FROM pragma_database_list WHERE seq >= 2")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    };
+    read().map_err(|e| Error::sqlite("cannot read the attached databases", e))
 }
 
 fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {

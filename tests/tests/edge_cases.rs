@@ -1902,3 +1902,53 @@ fn a_file_that_writes_the_history_is_refused() {
     reads.migrate(&mut conn).unwrap();
     reads.verify(&conn).unwrap();
 }
+
+/// A database the caller attached stays attached, to the same file, even
+/// when a file (outside a transaction: SQLite refuses DETACH inside one)
+/// detached it or attached another file under its name.
+#[test]
+fn the_callers_attached_databases_are_left_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine.db");
+    let other = dir.path().join("other.db");
+    let file_of = |conn: &Connection| -> Option<String> {
+        conn.query_row(
+            "SELECT file FROM pragma_database_list WHERE name = 'mine'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let (_d, replaces) = load(&[(
+        "001_a.sql",
+        &format!(
+            "-- migrate:no-transaction\nCREATE TABLE a (x);\nDETACH DATABASE mine;\nATTACH '{}' AS mine;\n",
+            other.display()
+        ),
+    )]);
+    let (_d2, detaches) = load(&[(
+        "001_a.sql",
+        "-- migrate:no-transaction\nCREATE TABLE a (x);\nDETACH DATABASE mine;\n",
+    )]);
+    for (i, m) in [&replaces, &detaches].into_iter().enumerate() {
+        let path = dir.path().join(format!("app{i}.db"));
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute("ATTACH ?1 AS mine", [mine.to_str().unwrap()])
+            .unwrap();
+        let before = file_of(&conn);
+        m.migrate(&mut conn).unwrap();
+        assert_eq!(file_of(&conn), before);
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS mine.t (x)")
+            .unwrap();
+    }
+    // An in-memory database a file detached cannot come back: the run
+    // says so.
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("ATTACH ':memory:' AS mine").unwrap();
+    let err = detaches.migrate(&mut conn).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a migration detached the database mine that the connection had attached"),
+        "{err}"
+    );
+}
