@@ -137,7 +137,8 @@ impl Migrations {
     ///
     /// The connection's `foreign_keys` and busy timeout are restored at the
     /// end, and so is what a migration file changed on it: a database it
-    /// attached is detached, `writable_schema` and `synchronous` are put
+    /// attached is detached, `writable_schema`, `synchronous` and the other
+    /// connection settings a file may set with `PRAGMA` are put
     /// back, and a `journal_mode` of `OFF` or `MEMORY` set by a
     /// `no-transaction` file is put back right after that file (so that the
     /// migrations after it can still roll back). A connection to a database
@@ -485,7 +486,7 @@ impl<'m> Migrator<'m> {
             (current.saturating_add(1)..=target).filter_map(|v| self.migrations.get(v)),
         );
         // What a file may change on the connection and the run puts back.
-        let settings = Settings::capture(conn, pending.synchronous)?;
+        let settings = Settings::capture(conn, pending.pragma)?;
         let mut restore_error = None;
         if foreign_keys {
             if let Err(e) = set_foreign_keys(conn, false) {
@@ -1268,9 +1269,10 @@ struct Mentions {
     /// `sqlite_master` or `sqlite_schema`: the file names the schema table
     /// (and may write it, if an earlier file left `writable_schema` on).
     schema_table: bool,
-    /// `synchronous`: the file may change the connection's
-    /// `PRAGMA synchronous`, which the run puts back.
-    synchronous: bool,
+    /// `PRAGMA`: the file may change a setting of the connection
+    /// (`synchronous`, `ignore_check_constraints`...), which the run puts
+    /// back.
+    pragma: bool,
     /// `_migrate_history`: the file may write the history table, which
     /// only the runner may.
     history: bool,
@@ -1283,7 +1285,7 @@ impl Mentions {
         replace: true,
         writable_schema: true,
         schema_table: true,
-        synchronous: true,
+        pragma: true,
         history: true,
     };
 
@@ -1297,7 +1299,7 @@ impl Mentions {
                 replace: all.replace || one.replace,
                 writable_schema: all.writable_schema || one.writable_schema,
                 schema_table: all.schema_table || one.schema_table,
-                synchronous: all.synchronous || one.synchronous,
+                pragma: all.pragma || one.pragma,
                 history: all.history || one.history,
             }
         })
@@ -1308,7 +1310,7 @@ impl Mentions {
         let mut found = Mentions::default();
         let mut from = 0;
         // The first four words start with R, the other three have an
-        // underscore at a known place, and `synchronous` has an R at a known
+        // underscore at a known place, and `pragma` has an R at a known
         // place: look only where an R or a `_` is.
         while let Some(at) = text
             .get(from..)
@@ -1329,7 +1331,7 @@ impl Mentions {
                 found.references |= is_at(0, "references");
                 found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
                 found.replace |= is_at(0, "replace");
-                found.synchronous |= is_at(5, "synchronous");
+                found.pragma |= is_at(1, "pragma");
             }
             if found == Mentions::ALL {
                 break;
@@ -1492,7 +1494,8 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 
 /// Connection settings a migration file may change, put back after the run
 /// (also after a failure): a database it attached, `PRAGMA writable_schema`,
-/// and `PRAGMA synchronous` when a pending file names it. (`PRAGMA
+/// and, when a pending file says `PRAGMA`, the connection's settings in
+/// [`CONNECTION_PRAGMAS`]. (`PRAGMA
 /// journal_mode`, which only a `no-transaction` file may change, is put back
 /// after that file.) Read through the C interface where SQLite has one.
 ///
@@ -1504,29 +1507,31 @@ struct Settings {
     writable_schema: bool,
     /// The attached databases: name and file.
     attached: Vec<(String, String)>,
-    synchronous: Option<i64>,
+    /// The values of [`CONNECTION_PRAGMAS`], when read.
+    pragmas: Vec<(&'static str, i64)>,
     /// The caller's journal mode, when the run replaced it with `DELETE`.
     journal: Option<String>,
 }
 
 impl Settings {
-    fn capture(conn: &Connection, synchronous: bool) -> Result<Self> {
+    /// `pragmas`: whether a pending file says `PRAGMA`.
+    fn capture(conn: &Connection, pragmas: bool) -> Result<Self> {
         let writable_schema = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
             .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
-        let synchronous = if synchronous {
-            let level = conn
-                .query_row("PRAGMA main.synchronous", [], |r| r.get(0))
-                .map_err(|e| Error::sqlite("cannot read PRAGMA synchronous", e))?;
-            Some(level)
+        let pragmas = if pragmas {
+            CONNECTION_PRAGMAS
+                .iter()
+                .map(|&name| Ok((name, read_pragma(conn, name)?)))
+                .collect::<Result<_>>()?
         } else {
-            None
+            Vec::new()
         };
         let journal = with_rollback_journal(conn)?;
         Ok(Settings {
             writable_schema,
             attached: attached(conn)?,
-            synchronous,
+            pragmas,
             journal,
         })
     }
@@ -1582,9 +1587,11 @@ impl Settings {
                     )
                 })?;
         }
-        if let Some(level) = self.synchronous {
-            conn.execute_batch(&format!("PRAGMA main.synchronous = {level}"))
-                .map_err(|e| Error::sqlite("cannot put PRAGMA synchronous back", e))?;
+        for &(name, value) in &self.pragmas {
+            if read_pragma(conn, name)? != value {
+                conn.execute_batch(&format!("PRAGMA {name} = {value}"))
+                    .map_err(|e| Error::sqlite(format!("cannot put PRAGMA {name} back"), e))?;
+            }
         }
         // Unless the run chose another mode since (a new database's WAL).
         if let Some(mode) = &self.journal {
@@ -1601,6 +1608,30 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The connection's settings a migration file may change with `PRAGMA`
+/// and the run puts back: each reads as an integer and lasts for the
+/// connection. (`foreign_keys`, `busy_timeout`, `writable_schema` and
+/// `journal_mode` have their own handling; `defer_foreign_keys` ends with
+/// each transaction; `temp_store` is left alone, as setting it again would
+/// drop the temporary tables.)
+const CONNECTION_PRAGMAS: [&str; 10] = [
+    "main.synchronous",
+    "main.cache_size",
+    "automatic_index",
+    "cell_size_check",
+    "ignore_check_constraints",
+    "legacy_alter_table",
+    "query_only",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "trusted_schema",
+];
+
+fn read_pragma(conn: &Connection, name: &str) -> Result<i64> {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .map_err(|e| Error::sqlite(format!("cannot read PRAGMA {name}"), e))
 }
 
 /// Gives a file database's connection a rollback journal on disk for the
@@ -2817,6 +2848,7 @@ mod tests {
                 "PRAGMA Writable_Schema = ON",
                 Mentions {
                     writable_schema: true,
+                    pragma: true,
                     ..none
                 },
             ),
@@ -2830,11 +2862,11 @@ mod tests {
             (
                 "PRAGMA Synchronous = OFF",
                 Mentions {
-                    synchronous: true,
+                    pragma: true,
                     ..none
                 },
             ),
-            ("synchronou", none),
+            ("pragm ragma", none),
             (
                 "DELETE FROM main._Migrate_History",
                 Mentions {
@@ -2870,9 +2902,9 @@ mod tests {
             "writable_",
             "sqlite_",
             "_master",
-            "synchronous",
-            "SYNCHRONOUS",
-            "synch",
+            "pragma",
+            "PRAGMA",
+            "prag",
             "_migrate_history",
             "_MIGRATE_",
             "é",
@@ -2885,7 +2917,7 @@ mod tests {
             writable_schema: contains_ignore_case(sql, "writable_schema"),
             schema_table: contains_ignore_case(sql, "sqlite_master")
                 || contains_ignore_case(sql, "sqlite_schema"),
-            synchronous: contains_ignore_case(sql, "synchronous"),
+            pragma: contains_ignore_case(sql, "pragma"),
             history: contains_ignore_case(sql, "_migrate_history"),
         };
         for a in parts {

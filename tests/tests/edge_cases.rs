@@ -1637,28 +1637,34 @@ fn a_no_transaction_switch_to_wal_is_kept() {
 }
 
 /// What a file changes on the connection (an attached database,
-/// `writable_schema`, and, outside a transaction, `synchronous`) is put back after the run, whether it
+/// `writable_schema`, settings such as `ignore_check_constraints`, and,
+/// outside a transaction, `synchronous`) is put back after the run, whether it
 /// failed or not: the caller's later statements must not write
 /// `sqlite_master` or an attached file by accident.
 #[test]
 fn the_connection_is_left_as_it_was_after_a_run() {
     let settings = |conn: &Connection| {
-        let attached: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_database_list", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        let writable: i64 = conn
-            .query_row("PRAGMA writable_schema", [], |r| r.get(0))
-            .unwrap();
-        let synchronous: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        (attached, writable, synchronous)
+        let values: Vec<i64> = [
+            "SELECT count(*) FROM pragma_database_list",
+            "PRAGMA writable_schema",
+            "PRAGMA synchronous",
+            "PRAGMA ignore_check_constraints",
+            "PRAGMA legacy_alter_table",
+            "PRAGMA recursive_triggers",
+            "PRAGMA cache_size",
+        ]
+        .iter()
+        .map(|sql| conn.query_row(sql, [], |r| r.get(0)).unwrap())
+        .collect();
+        values
     };
     let changes = "ATTACH ':memory:' AS scratch;\n\
                    CREATE TABLE scratch.t (x);\n\
-                   PRAGMA writable_schema = ON;\n";
+                   PRAGMA writable_schema = ON;\n\
+                   PRAGMA ignore_check_constraints = ON;\n\
+                   PRAGMA legacy_alter_table = ON;\n\
+                   PRAGMA recursive_triggers = ON;\n\
+                   PRAGMA cache_size = 123;\n";
     let (_d, failing) = load(&[(
         "001_a.sql",
         &format!("CREATE TABLE a (x);\n{changes}SELECT * FROM nope;\n"),
@@ -1675,7 +1681,7 @@ fn the_connection_is_left_as_it_was_after_a_run() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
         let before = settings(&conn);
-        assert_eq!(before, (1, 0, 2));
+        assert_eq!(before, [1, 0, 2, 0, 0, 0, -2000]);
         let result = m.migrate(&mut conn);
         assert_eq!(result.is_ok(), ok, "{result:?}");
         assert_eq!(settings(&conn), before, "ok: {ok}");
@@ -1687,7 +1693,7 @@ fn the_connection_is_left_as_it_was_after_a_run() {
     conn.execute_batch("ATTACH ':memory:' AS mine; PRAGMA synchronous = NORMAL")
         .unwrap();
     passing.migrate(&mut conn).unwrap();
-    assert_eq!(settings(&conn), (2, 0, 1));
+    assert_eq!(settings(&conn), [2, 0, 1, 0, 0, 0, -2000]);
 }
 
 /// A table named `_migrate_history` that another tool made is named as
