@@ -482,9 +482,21 @@ impl<'m> Migrator<'m> {
         let foreign_keys = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY)
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
-        let pending = Mentions::of_any(
-            (current.saturating_add(1)..=target).filter_map(|v| self.migrations.get(v)),
-        );
+        // The files the run may execute: the up files above the database's
+        // version, or the down files of the versions to revert.
+        let pending = if target < current {
+            Mentions::of_any(
+                (target.saturating_add(1)..=current)
+                    .filter_map(|v| self.migrations.get(v))
+                    .filter_map(Migration::down_sql),
+            )
+        } else {
+            Mentions::of_any(
+                (current.saturating_add(1)..=target)
+                    .filter_map(|v| self.migrations.get(v))
+                    .map(Migration::sql),
+            )
+        };
         // What a file may change on the connection and the run puts back.
         let settings = Settings::capture(conn, pending.pragma)?;
         let mut restore_error = None;
@@ -524,7 +536,12 @@ impl<'m> Migrator<'m> {
         }
         match (result, restore_error) {
             (Ok(_), Some(e)) => Err(e),
-            (result, _) => result,
+            (result, Some(e)) => {
+                // The run's own error says more; this one is not lost.
+                log::error!("{e}");
+                result
+            }
+            (result, None) => result,
         }
     }
 
@@ -1290,9 +1307,9 @@ impl Mentions {
     };
 
     /// What any of `files` says.
-    fn of_any<'a>(files: impl Iterator<Item = &'a Migration>) -> Self {
-        files.fold(Mentions::default(), |all, m| {
-            let one = Mentions::of(m.sql());
+    fn of_any<'a>(files: impl Iterator<Item = &'a str>) -> Self {
+        files.fold(Mentions::default(), |all, sql| {
+            let one = Mentions::of(sql);
             Mentions {
                 references: all.references || one.references,
                 savepoint_control: all.savepoint_control || one.savepoint_control,
@@ -1493,132 +1510,190 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 }
 
 /// Connection settings a migration file may change, put back after the run
-/// (also after a failure): a database it attached, `PRAGMA writable_schema`,
-/// and, when a pending file says `PRAGMA`, the connection's settings in
-/// [`CONNECTION_PRAGMAS`]. (`PRAGMA
-/// journal_mode`, which only a `no-transaction` file may change, is put back
-/// after that file.) Read through the C interface where SQLite has one.
+/// (also after a failure): a database it attached, or one of the caller's
+/// it detached or replaced, `PRAGMA writable_schema`, and, when a file the
+/// run may execute says `PRAGMA`, the connection's settings in
+/// [`CONNECTION_PRAGMAS`]. (`PRAGMA journal_mode`, which only a
+/// `no-transaction` file may change, is put back after that file.) Read
+/// through the C interface where SQLite has one.
 ///
-/// Also the caller's own journal mode: a file database whose connection
-/// has no rollback journal on disk (`OFF`, which cannot roll back at all
-/// once pages reached the file, or `MEMORY`, which a crash loses) runs the
-/// migrations with `DELETE`, and gets its mode back after.
+/// Also the caller's own journal mode: a database file (main or attached)
+/// whose connection has no rollback journal on disk (`OFF`, which cannot
+/// roll back at all once pages reached the file, or `MEMORY`, which a crash
+/// loses) is migrated in `DELETE` mode, and gets its mode back after.
 struct Settings {
     writable_schema: bool,
-    /// The attached databases: name and file.
-    attached: Vec<(String, String)>,
-    /// The values of [`CONNECTION_PRAGMAS`], when read.
-    pragmas: Vec<(&'static str, i64)>,
-    /// The caller's journal mode, when the run replaced it with `DELETE`.
-    journal: Option<String>,
+    attached: Vec<Attached>,
+    /// The values of [`CONNECTION_PRAGMAS`], when read (those SQLite has
+    /// a value for).
+    pragmas: Vec<(&'static str, rusqlite::types::Value)>,
+    /// The databases whose journal mode the run replaced with `DELETE`:
+    /// schema name and the caller's mode.
+    journals: Vec<(String, String)>,
+}
+
+/// An attached database (after `main` and `temp`).
+#[derive(PartialEq, Eq)]
+struct Attached {
+    name: String,
+    /// Empty for one in memory or temporary.
+    file: String,
+    read_only: bool,
 }
 
 impl Settings {
-    /// `pragmas`: whether a pending file says `PRAGMA`.
+    /// `pragmas`: whether a file the run may execute says `PRAGMA`.
     fn capture(conn: &Connection, pragmas: bool) -> Result<Self> {
         let writable_schema = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
             .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
+        let attached = attached(conn)?;
         let pragmas = if pragmas {
-            CONNECTION_PRAGMAS
-                .iter()
-                .map(|&name| Ok((name, read_pragma(conn, name)?)))
-                .collect::<Result<_>>()?
+            let mut values = Vec::new();
+            for name in CONNECTION_PRAGMAS {
+                if let Some(value) = read_pragma(conn, name)? {
+                    values.push((name, value));
+                }
+            }
+            values
         } else {
             Vec::new()
         };
-        let journal = with_rollback_journal(conn)?;
+        // Last: nothing after it can fail and leave the modes switched.
+        let journals = with_rollback_journal(conn, &attached)?;
         Ok(Settings {
             writable_schema,
-            attached: attached(conn)?,
+            attached,
             pragmas,
-            journal,
+            journals,
         })
     }
 
+    /// Puts everything back, each setting independently: returns the first
+    /// failure (the others are logged).
     fn restore(&self, conn: &Connection) -> Result<()> {
-        let writable_schema = conn
+        let mut first = None;
+        keep(&mut first, self.restore_writable_schema(conn));
+        keep(&mut first, self.restore_attached(conn));
+        for (name, value) in &self.pragmas {
+            keep(&mut first, restore_pragma(conn, name, value));
+        }
+        for (schema, mode) in &self.journals {
+            keep(&mut first, restore_journal(conn, schema, mode));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn restore_writable_schema(&self, conn: &Connection) -> Result<()> {
+        let now = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
             .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
-        if writable_schema != self.writable_schema {
+        if now != self.writable_schema {
             conn.set_db_config(
                 DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA,
                 self.writable_schema,
             )
             .map_err(|e| Error::sqlite("cannot put PRAGMA writable_schema back", e))?;
         }
-        // What a file attached (or attached again under a name the caller
-        // used for another file) is detached; what the caller had and a
-        // file detached is attached again.
+        Ok(())
+    }
+
+    /// What a file attached (or attached under a name the caller used for
+    /// another file) is detached; what the caller had and a file detached
+    /// is attached again, read-only if it was.
+    fn restore_attached(&self, conn: &Connection) -> Result<()> {
         let now = attached(conn)?;
-        for (name, file) in &now {
-            if !self.attached.iter().any(|(n, f)| n == name && f == file) {
-                conn.execute("DETACH DATABASE ?1", [name]).map_err(|e| {
-                    Error::sqlite(
-                        format!("cannot detach the database {name} a migration attached"),
-                        e,
-                    )
-                })?;
-            }
-        }
-        for (name, file) in &self.attached {
-            if now.iter().any(|(n, f)| n == name && f == file) {
-                continue;
-            }
-            if file.is_empty() {
-                return Err(Error::sqlite(
-                    format!(
-                        "a migration detached the database {name} that the connection had \
-                         attached; it was in memory or temporary, so its contents are gone"
-                    ),
-                    rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                        None,
-                    ),
-                ));
-            }
-            conn.execute("ATTACH DATABASE ?1 AS ?2", [file, name])
-                .map_err(|e| {
+        let mut first = None;
+        for db in &now {
+            if !self.attached.contains(db) {
+                let detached = conn.execute("DETACH DATABASE ?1", [&db.name]).map_err(|e| {
                     Error::sqlite(
                         format!(
-                            "cannot attach {file} as {name} again, after a migration detached it"
+                            "cannot detach the database {} a migration attached",
+                            db.name
                         ),
                         e,
                     )
-                })?;
-        }
-        for &(name, value) in &self.pragmas {
-            if read_pragma(conn, name)? != value {
-                conn.execute_batch(&format!("PRAGMA {name} = {value}"))
-                    .map_err(|e| Error::sqlite(format!("cannot put PRAGMA {name} back"), e))?;
+                });
+                keep(&mut first, detached.map(|_| ()));
             }
         }
-        // Unless the run chose another mode since (a new database's WAL).
-        if let Some(mode) = &self.journal {
-            let now = journal_mode(conn)
-                .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
-            if now.eq_ignore_ascii_case("delete") {
-                conn.query_row(
-                    &format!("PRAGMA main.journal_mode = {mode}"),
-                    [],
-                    |_| Ok(()),
-                )
-                .map_err(|e| Error::sqlite("cannot put PRAGMA journal_mode back", e))?;
+        for db in &self.attached {
+            if !now.contains(db) {
+                keep(&mut first, attach_again(conn, db));
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }
 
+/// Keeps the first error in `first`, and logs the ones after it.
+fn keep(first: &mut Option<Error>, result: Result<()>) {
+    if let Err(e) = result {
+        if first.is_some() {
+            log::error!("{e}");
+        } else {
+            *first = Some(e);
+        }
+    }
+}
+
+/// Attaches again a database of the caller's that a migration detached.
+fn attach_again(conn: &Connection, db: &Attached) -> Result<()> {
+    let Attached {
+        name,
+        file,
+        read_only,
+    } = db;
+    if file.is_empty() {
+        return Err(Error::sqlite(
+            format!(
+                "a migration detached the database {name} that the connection had attached; it \
+                 was in memory or temporary, so its contents are gone"
+            ),
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                None,
+            ),
+        ));
+    }
+    let target = if *read_only {
+        // A URI keeps it read-only (rusqlite opens connections with URI
+        // file names enabled).
+        let escaped = file
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        format!("file:{escaped}?mode=ro")
+    } else {
+        file.clone()
+    };
+    conn.execute("ATTACH DATABASE ?1 AS ?2", [&target, name])
+        .map(|_| ())
+        .map_err(|e| {
+            Error::sqlite(
+                format!("cannot attach {file} as {name} again, after a migration detached it"),
+                e,
+            )
+        })
+}
+
 /// The connection's settings a migration file may change with `PRAGMA`
-/// and the run puts back: each reads as an integer and lasts for the
-/// connection. (`foreign_keys`, `busy_timeout`, `writable_schema` and
-/// `journal_mode` have their own handling; `defer_foreign_keys` ends with
-/// each transaction; `temp_store` is left alone, as setting it again would
-/// drop the temporary tables.)
-const CONNECTION_PRAGMAS: [&str; 10] = [
+/// and the run puts back, each lasting for the connection. (`foreign_keys`,
+/// `busy_timeout`, `writable_schema` and `journal_mode` have their own
+/// handling; `defer_foreign_keys` ends with each transaction; `temp_store`
+/// is left alone, as setting it again would drop the temporary tables;
+/// `case_sensitive_like` cannot be read.)
+const CONNECTION_PRAGMAS: [&str; 15] = [
     "main.synchronous",
     "main.cache_size",
+    "main.secure_delete",
+    // Without a schema name: the default for the connection and every
+    // database, which is what a file's plain `PRAGMA locking_mode` sets.
+    "locking_mode",
+    "main.mmap_size",
+    "main.journal_size_limit",
+    "wal_autocheckpoint",
     "automatic_index",
     "cell_size_check",
     "ignore_check_constraints",
@@ -1629,48 +1704,46 @@ const CONNECTION_PRAGMAS: [&str; 10] = [
     "trusted_schema",
 ];
 
-fn read_pragma(conn: &Connection, name: &str) -> Result<i64> {
+/// A setting's value (`None` where SQLite has none, as `mmap_size` in
+/// memory).
+fn read_pragma(conn: &Connection, name: &str) -> Result<Option<rusqlite::types::Value>> {
     conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .optional()
         .map_err(|e| Error::sqlite(format!("cannot read PRAGMA {name}"), e))
 }
 
-/// Gives a file database's connection a rollback journal on disk for the
-/// run if it has none: returns the mode it had then.
-fn with_rollback_journal(conn: &Connection) -> Result<Option<String>> {
-    if conn.path().is_none_or(str::is_empty) {
-        // In memory: nothing survives a crash anyway, and `MEMORY` rolls
-        // back.
-        return Ok(None);
+fn restore_pragma(conn: &Connection, name: &str, value: &rusqlite::types::Value) -> Result<()> {
+    use rusqlite::types::Value;
+    if read_pragma(conn, name)?.as_ref() == Some(value) {
+        return Ok(());
     }
-    let mode =
-        journal_mode(conn).map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
-    if !(mode.eq_ignore_ascii_case("off") || mode.eq_ignore_ascii_case("memory")) {
-        return Ok(None);
+    let text = match value {
+        // `secure_delete` reads FAST as 2, and takes 2 as ON.
+        Value::Integer(2) if name.ends_with("secure_delete") => "FAST".to_owned(),
+        Value::Integer(i) => i.to_string(),
+        // SQLite's own words (`normal`, `exclusive`).
+        Value::Text(t) => t.clone(),
+        other => {
+            log::warn!("PRAGMA {name} read as {other:?}: not put back");
+            return Ok(());
+        }
+    };
+    let context = || format!("cannot put PRAGMA {name} back to {text}");
+    conn.query_row(&format!("PRAGMA {name} = {text}"), [], |_| Ok(()))
+        .optional()
+        .map_err(|e| Error::sqlite(context(), e))?;
+    // Leaving EXCLUSIVE locking mode releases the lock only at the next
+    // access of the file.
+    if name.ends_with("locking_mode") {
+        conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |_| Ok(()))
+            .map_err(|e| Error::sqlite(context(), e))?;
     }
-    let now: String = conn
-        .query_row("PRAGMA main.journal_mode = DELETE", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite("cannot set PRAGMA journal_mode", e))?;
-    if !now.eq_ignore_ascii_case("delete") {
-        return Err(Error::sqlite(
-            format!(
-                "the connection's journal_mode is {mode}, so a failed migration could not be \
-                 rolled back (or a crash would leave it half applied), and SQLite kept {now} when \
-                 the run set DELETE for itself; migrate with a connection in DELETE, TRUNCATE, \
-                 PERSIST or WAL mode"
-            ),
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                None,
-            ),
-        ));
-    }
-    log::debug!("journal_mode {mode} replaced with DELETE for the run");
-    Ok(Some(mode))
+    Ok(())
 }
 
-/// The attached databases (after `main` and `temp`): name and file (empty
-/// for one in memory). Without any, no statement runs.
-fn attached(conn: &Connection) -> Result<Vec<(String, String)>> {
+/// The attached databases (after `main` and `temp`). Without any, no
+/// statement runs.
+fn attached(conn: &Connection) -> Result<Vec<Attached>> {
     if conn.db_name(2).is_err() {
         return Ok(Vec::new());
     }
@@ -1680,7 +1753,103 @@ fn attached(conn: &Connection) -> Result<Vec<(String, String)>> {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     };
-    read().map_err(|e| Error::sqlite("cannot read the attached databases", e))
+    let names = read().map_err(|e| Error::sqlite("cannot read the attached databases", e))?;
+    Ok(names
+        .into_iter()
+        .map(|(name, file)| Attached {
+            read_only: conn.is_readonly(name.as_str()).unwrap_or(false),
+            name,
+            file,
+        })
+        .collect())
+}
+
+/// `PRAGMA <schema>.journal_mode`, the schema name quoted.
+fn schema_journal(schema: &str, value: Option<&str>) -> String {
+    let quoted = schema.replace('"', "\"\"");
+    match value {
+        Some(mode) => format!("PRAGMA \"{quoted}\".journal_mode = {mode}"),
+        None => format!("PRAGMA \"{quoted}\".journal_mode"),
+    }
+}
+
+/// Gives each database file of the connection (main and attached, not
+/// read-only) a rollback journal on disk for the run if it has none:
+/// returns those switched, with the mode each had.
+fn with_rollback_journal(
+    conn: &Connection,
+    attached: &[Attached],
+) -> Result<Vec<(String, String)>> {
+    let main = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(|_| "main".to_owned());
+    // In memory: nothing survives a crash anyway, and `MEMORY` rolls back.
+    let files = main.into_iter().chain(
+        attached
+            .iter()
+            .filter(|db| !db.file.is_empty() && !db.read_only)
+            .map(|db| db.name.clone()),
+    );
+    let mut switched = Vec::new();
+    for schema in files {
+        match switch_journal(conn, &schema) {
+            Ok(Some(mode)) => switched.push((schema, mode)),
+            Ok(None) => {}
+            Err(e) => {
+                for (schema, mode) in &switched {
+                    if let Err(r) = restore_journal(conn, schema, mode) {
+                        log::error!("{r}");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(switched)
+}
+
+/// Switches one database from `OFF` or `MEMORY` to `DELETE`: returns the
+/// mode it had, or `None` if it had a journal on disk.
+fn switch_journal(conn: &Connection, schema: &str) -> Result<Option<String>> {
+    let mode: String = conn
+        .query_row(&schema_journal(schema, None), [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
+    if !(mode.eq_ignore_ascii_case("off") || mode.eq_ignore_ascii_case("memory")) {
+        return Ok(None);
+    }
+    let now: String = conn
+        .query_row(&schema_journal(schema, Some("DELETE")), [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("cannot set PRAGMA journal_mode", e))?;
+    if !now.eq_ignore_ascii_case("delete") {
+        return Err(Error::sqlite(
+            format!(
+                "the connection's journal_mode for {schema} is {mode}, so a failed migration \
+                 could not be rolled back there (or a crash would leave it half applied), and \
+                 SQLite kept {now} when the run set DELETE for itself; migrate with a connection \
+                 in DELETE, TRUNCATE, PERSIST or WAL mode"
+            ),
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                None,
+            ),
+        ));
+    }
+    log::debug!("journal_mode {mode} of {schema} replaced with DELETE for the run");
+    Ok(Some(mode))
+}
+
+/// Puts a journal mode back, unless the run chose another since (a new
+/// database's WAL).
+fn restore_journal(conn: &Connection, schema: &str, mode: &str) -> Result<()> {
+    let now: String = conn
+        .query_row(&schema_journal(schema, None), [], |r| r.get(0))
+        .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
+    if now.eq_ignore_ascii_case("delete") {
+        conn.query_row(&schema_journal(schema, Some(mode)), [], |_| Ok(()))
+            .map_err(|e| Error::sqlite("cannot put PRAGMA journal_mode back", e))?;
+    }
+    Ok(())
 }
 
 fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {

@@ -1958,3 +1958,147 @@ fn the_callers_attached_databases_are_left_as_they_were() {
         "{err}"
     );
 }
+
+fn pragma_of(conn: &Connection, name: &str) -> i64 {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A down file's `PRAGMA` is put back too: after a downgrade, the caller's
+/// connection does not skip CHECK constraints.
+#[test]
+fn a_down_files_pragma_is_put_back() {
+    let (_d, m) = load(&[
+        ("001_t.sql", "CREATE TABLE t (x INTEGER CHECK (x > 0));"),
+        ("002_u.sql", "CREATE TABLE u (y);"),
+        (
+            "002_u.down.sql",
+            "PRAGMA ignore_check_constraints = ON;\nDROP TABLE u;\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate(&mut conn).unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    assert_eq!(pragma_of(&conn, "ignore_check_constraints"), 0);
+    assert!(conn.execute("INSERT INTO t VALUES (-1)", []).is_err());
+}
+
+/// A file's `PRAGMA locking_mode = EXCLUSIVE` ends with the run: other
+/// connections can read the database afterwards.
+#[test]
+fn a_files_exclusive_locking_mode_ends_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "PRAGMA locking_mode = EXCLUSIVE;\nCREATE TABLE a (x);\n",
+    )]);
+    let mut conn = Connection::open(&path).unwrap();
+    m.migrate(&mut conn).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA locking_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "normal");
+    let other = Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::ZERO).unwrap();
+    let read = other.query_row("SELECT count(*) FROM a", [], |r| r.get::<_, i64>(0));
+    assert_eq!(read.unwrap(), 0);
+}
+
+/// `PRAGMA journal_mode = OFF` without a schema name turns the journal off
+/// for attached databases too: a migration that fails after writing one is
+/// rolled back there as well.
+#[test]
+fn an_attached_database_without_a_journal_is_rolled_back_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = dir.path().join("side.db");
+    let (_d, m) = load(&[
+        (
+            "001_a.sql",
+            "CREATE TABLE side.t (x);\nINSERT INTO side.t VALUES (1);\nCREATE TABLE a (x);\n",
+        ),
+        (
+            "002_bad.sql",
+            "UPDATE side.t SET x = 2;\nCREATE TABLE side.big (pad BLOB);\n\
+             INSERT INTO side.big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) SELECT randomblob(4000) FROM n;\n\
+             SELECT * FROM nope;\n",
+        ),
+    ]);
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute("ATTACH ?1 AS side", [side.to_str().unwrap()])
+        .unwrap();
+    let _: String = conn
+        .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))
+        .unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        matches!(err, Error::Migration { version: 2, .. }),
+        "{err:?}"
+    );
+    let mode: String = conn
+        .query_row("PRAGMA side.journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "off", "the caller's mode is put back");
+    drop(conn);
+    let side = Connection::open(&side).unwrap();
+    let x: i64 = side.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(x, 1);
+    assert!(!table_exists(&side, "big"));
+    assert_eq!(migrate_tests::integrity(&side), "ok");
+}
+
+/// When one setting cannot be put back (an in-memory database a file
+/// detached), the others still are, and the error says which failed.
+#[test]
+fn a_setting_that_cannot_be_put_back_does_not_keep_the_others_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "-- migrate:no-transaction\nCREATE TABLE a (x);\nPRAGMA synchronous = OFF;\nDETACH DATABASE scratch;\n",
+    )]);
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute_batch("PRAGMA synchronous = FULL; ATTACH ':memory:' AS scratch;")
+        .unwrap();
+    let _: String = conn
+        .query_row("PRAGMA journal_mode = MEMORY", [], |r| r.get(0))
+        .unwrap();
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a migration detached the database scratch"),
+        "{err}"
+    );
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), pragma_of(&conn, "synchronous")),
+        ("memory", 2)
+    );
+}
+
+/// A read-only database of the caller's that a file detached comes back
+/// read-only.
+#[test]
+fn a_read_only_attached_database_comes_back_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.db");
+    Connection::open(&reference)
+        .unwrap()
+        .execute_batch("CREATE TABLE r (x);")
+        .unwrap();
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "-- migrate:no-transaction\nCREATE TABLE a (x);\nDETACH DATABASE ref;\n",
+    )]);
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute(
+        "ATTACH ?1 AS ref",
+        [format!("file:{}?mode=ro", reference.display())],
+    )
+    .unwrap();
+    assert!(conn.is_readonly("ref").unwrap());
+    m.migrate(&mut conn).unwrap();
+    assert!(conn.is_readonly("ref").unwrap());
+    assert_eq!(count(&conn, "ref.r"), 0);
+}
