@@ -2704,8 +2704,10 @@ fn tables(conn: &Connection) -> Result<Schema> {
 /// `commits`: for a `no-transaction` migration, set by a commit hook
 /// whenever SQLite commits.
 /// [`run_statements`], refusing a file that wrote the history table (which
-/// only the runner may): it is compared before and after the file, when
-/// the file names it.
+/// only the runner may), or made a trigger that names it (which could write
+/// it later, when the runner records a migration or another file runs):
+/// both are compared before and after the file, when the file names the
+/// table (no file can do either without naming it).
 fn run_file(
     conn: &Connection,
     m: &Migration,
@@ -2713,34 +2715,70 @@ fn run_file(
     rolled_back: Option<Outcome>,
     commits: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
-    let before = mentions.history.then(|| history_text(conn));
+    let before = mentions
+        .history
+        .then(|| (history_text(conn), history_triggers(conn)));
     run_statements(conn, m, rolled_back, commits)?;
-    match before {
-        Some(before) if history_text(conn) != before => Err(at_end_of(
+    let Some((rows, triggers)) = before else {
+        return Ok(());
+    };
+    let refuse = |what: String| {
+        Err(at_end_of(
             m,
-            "the file wrote the migration history table `_migrate_history`, which only the \
-             runner may write; remove those statements (the history says what was applied: \
-             editing it makes the next run skip or repeat migrations)"
-                .to_owned(),
+            format!(
+                "the file {what}, which only the runner may write; remove those statements (the \
+                 history says what was applied: editing it makes the next run skip or repeat \
+                 migrations)"
+            ),
             Hint::None,
             rolled_back.unwrap_or(Outcome::RanNotMarked),
-        )),
-        _ => Ok(()),
+        ))
+    };
+    if history_text(conn) != rows {
+        return refuse("wrote the migration history table `_migrate_history`".to_owned());
     }
+    let made: Vec<String> = history_triggers(conn)
+        .into_iter()
+        .filter(|t| !triggers.contains(t))
+        .collect();
+    if !made.is_empty() {
+        return refuse(format!(
+            "made the trigger {} that names the migration history table `_migrate_history`",
+            made.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The history table's rows as text (`None` if it cannot be read, for one
-/// not made yet).
+/// not made yet; empty for one without rows). Every value in hex, with its
+/// type, so that no two histories read the same.
 fn history_text(conn: &Connection) -> Option<String> {
     conn.query_row(
-        "SELECT group_concat(quote(version) || ',' || quote(name) || ',' || quote(checksum) || ',' \
-         || quote(applied_at) || ',' || quote(duration_us) || ',' || quote(chain) || ',' \
-         || quote(state), char(10)) FROM (SELECT * FROM main._migrate_history ORDER BY rowid)",
+        "SELECT coalesce(group_concat(typeof(version) || hex(version) || ',' || typeof(name) \
+         || hex(name) || ',' || typeof(checksum) || hex(checksum) || ',' || typeof(applied_at) \
+         || hex(applied_at) || ',' || typeof(duration_us) || hex(duration_us) || ',' \
+         || typeof(chain) || hex(chain) || ',' || typeof(state) || hex(state), ';'), '') \
+         FROM (SELECT * FROM main._migrate_history ORDER BY rowid)",
         [],
-        |r| r.get::<_, Option<String>>(0),
+        |r| r.get::<_, String>(0),
     )
     .ok()
-    .flatten()
+}
+
+/// The triggers, main and temporary, whose SQL names `_migrate_history`.
+fn history_triggers(conn: &Connection) -> Vec<String> {
+    let read = || -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare(
+            "SELECT 'main.' || name FROM main.sqlite_master WHERE type = 'trigger' \
+             AND instr(lower(sql), '_migrate_history') > 0 \
+             UNION ALL SELECT 'temp.' || name FROM temp.sqlite_master WHERE type = 'trigger' \
+             AND instr(lower(sql), '_migrate_history') > 0",
+        )?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        names.collect()
+    };
+    read().unwrap_or_default()
 }
 
 fn run_statements(

@@ -2102,3 +2102,46 @@ fn a_read_only_attached_database_comes_back_read_only() {
     assert!(conn.is_readonly("ref").unwrap());
     assert_eq!(count(&conn, "ref.r"), 0);
 }
+
+/// A trigger that names the history could write it later, behind the
+/// runner's back (when another file runs, or when the runner records a
+/// migration): a file that makes one is refused, also on a new database
+/// (no history yet). An edit hidden after a NUL character is seen too.
+#[test]
+fn a_trigger_that_could_write_the_history_is_refused() {
+    let on_users = "CREATE TABLE users (id INTEGER PRIMARY KEY);\n\
+                    CREATE TRIGGER users_ai AFTER INSERT ON users BEGIN\n\
+                      DELETE FROM _migrate_history WHERE version = 1;\n\
+                    END;\n";
+    let on_history = "CREATE TEMP TRIGGER h AFTER INSERT ON main._migrate_history BEGIN\n\
+                        DELETE FROM main._migrate_history WHERE version = 1;\n\
+                      END;\n";
+    let after_nul =
+        "UPDATE _migrate_history SET checksum = checksum || char(0) || 'x' WHERE version = 1;\n";
+    let cases = [
+        // The first file of a new database.
+        [on_users, "INSERT INTO users VALUES (1);"],
+        ["CREATE TABLE a (x);", on_history],
+        ["CREATE TABLE a (x);", after_nul],
+    ];
+    for (i, [first, second]) in cases.into_iter().enumerate() {
+        let (_d, m) = load(&[("001_a.sql", first), ("002_b.sql", second)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = snapshot(&conn);
+        let err = m.migrate(&mut conn).unwrap_err();
+        let failed = if i == 0 { 1 } else { 2 };
+        assert!(
+            matches!(err, Error::Migration { version, .. } if version == failed),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("which only the runner may write"),
+            "{err}"
+        );
+        if i == 0 {
+            assert_eq!(snapshot(&conn), before);
+        } else {
+            m.verify(&conn).unwrap();
+        }
+    }
+}
