@@ -2837,15 +2837,23 @@ fn run_statements(
         // SQLite lets some journal-mode changes through inside a
         // transaction; with `OFF` or `MEMORY`, a later failure could no
         // longer roll the migration back.
-        if in_transaction
-            && migrate_rules::pragma_assignment(sql, start)
-                .is_some_and(|name| name.eq_ignore_ascii_case("journal_mode"))
+        let assigned = migrate_rules::pragma_assignment(sql, start);
+        if in_transaction && assigned.is_some_and(|name| name.eq_ignore_ascii_case("journal_mode"))
         {
             return Err(fail(
                 "PRAGMA journal_mode cannot change inside the framework's transaction: SQLite \
                  could then not roll the migration back"
                     .to_owned(),
                 Hint::NeedsNoTransaction,
+            ));
+        }
+        if assigned.is_some_and(|name| name.eq_ignore_ascii_case("query_only")) {
+            return Err(fail(
+                "PRAGMA query_only would make the database read-only to the runner as well, which \
+                 records the migration after the file runs; remove the statement (the run puts \
+                 the connection's settings back after it anyway)"
+                    .to_owned(),
+                Hint::None,
             ));
         }
         let mut stmt = match batch.next() {

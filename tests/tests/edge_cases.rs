@@ -2145,3 +2145,29 @@ fn a_trigger_that_could_write_the_history_is_refused() {
         }
     }
 }
+
+/// `PRAGMA query_only` in a file would keep the runner from recording the
+/// migration: it is refused before it runs, naming the file and line, in
+/// a transaction or not.
+#[test]
+fn query_only_in_a_file_is_refused_naming_the_line() {
+    for prefix in ["", "-- migrate:no-transaction\n"] {
+        let (_d, m) = load(&[
+            ("001_a.sql", "CREATE TABLE a (x);"),
+            (
+                "002_b.sql",
+                &format!("{prefix}CREATE TABLE b (x);\nPRAGMA main.query_only = ON;\n"),
+            ),
+        ]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let err = m.migrate(&mut conn).unwrap_err();
+        let line = if prefix.is_empty() { 2 } else { 3 };
+        assert!(
+            matches!(err, Error::Migration { version: 2, line: l, .. } if l == line),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("PRAGMA query_only"), "{err}");
+        assert_eq!(pragma_of(&conn, "query_only"), 0);
+    }
+}
