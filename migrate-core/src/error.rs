@@ -221,7 +221,8 @@ pub enum Error {
     /// has no down file, or has one marked `-- migrate:no-transaction`
     /// (nothing was changed); or another connection moved the database
     /// while the run was reverting it (what the run reverted before that
-    /// stays reverted).
+    /// stays reverted); or `single_transaction(true)` with a pending
+    /// `no-transaction` migration (nothing was done).
     #[error("cannot migrate to version {target}: {reason}")]
     Target {
         /// The requested version.

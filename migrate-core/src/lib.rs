@@ -53,7 +53,9 @@
 //!
 //! # What `migrate` checks
 //!
-//! Before applying anything, and again inside each write transaction:
+//! Before applying anything, and again inside a write transaction whenever
+//! another connection committed since the last read (`PRAGMA
+//! data_version`):
 //!
 //! | found | error |
 //! | --- | --- |
@@ -92,9 +94,11 @@
 //!
 //! # Oldest SQLite
 //!
-//! The library's own SQL needs SQLite 3.31 or newer; it links against
-//! whichever SQLite your rusqlite uses (its `bundled` feature or the system
-//! library).
+//! The library links against whichever SQLite your rusqlite uses (its
+//! `bundled` feature or the system library). rusqlite 0.43 needs SQLite
+//! 3.45.3 or newer, so that is the oldest system library that works. The
+//! history table itself uses nothing newer than 3.31, so older tools can
+//! open a migrated database.
 
 mod error;
 pub mod lock;

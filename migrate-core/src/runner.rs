@@ -144,7 +144,8 @@ impl Migrations {
     /// migrations after it can still roll back). A connection to a database
     /// file in `journal_mode` `OFF` or `MEMORY` (no rollback journal on
     /// disk) migrates in `DELETE` mode and gets its mode back after: without
-    /// a journal, a failed migration could not be rolled back. While migrating, the run installs its own authorizer (and, while
+    /// a journal, a failed migration could not be rolled back. While
+    /// migrating, the run installs its own authorizer (and, while
     /// a `no-transaction` file runs, its own commit hook) and removes them
     /// at the end: install yours again after the call.
     ///
@@ -159,6 +160,8 @@ impl Migrations {
     /// - [`Error::Integrity`]: the check after migrating failed.
     /// - [`Error::Locked`]: another connection held the write lock past the
     ///   timeout.
+    /// - [`Error::ReadOnly`]: migrations are pending on a read-only
+    ///   connection.
     /// - [`Error::InTransaction`], [`Error::Sqlite`].
     pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
         self.migrator().migrate(conn)
@@ -327,7 +330,9 @@ impl<'m> Migrator<'m> {
     /// # Errors
     ///
     /// As [`Migrations::migrate`]; for a target, as
-    /// [`Migrations::migrate_to`].
+    /// [`Migrations::migrate_to`]; [`Error::InvalidOption`] for a bad
+    /// `page_size`; [`Error::Target`] for `single_transaction(true)` with a
+    /// pending `no-transaction` migration (nothing was done).
     pub fn migrate(&self, conn: &mut Connection) -> Result<Report> {
         let started = Instant::now();
         if let Some(size) = self.new_database.page_size {
