@@ -174,9 +174,9 @@ pub enum Error {
     /// Another connection held the write lock for longer than the timeout.
     #[error(
         "the database is locked by another connection and stayed locked for the lock timeout \
-         ({timeout:?}); the migration waiting for it was not applied (migrations this run \
-         committed before it stay applied: `status` lists them): retry later, or raise the \
-         timeout with `migrator().lock_timeout(..)`"
+         ({timeout:?}); the migration (or revert) waiting for it did not run, and what this \
+         run committed before it stays (`status` shows where the database is): retry later, or \
+         raise the timeout with `migrator().lock_timeout(..)`"
     )]
     Locked {
         /// The configured lock timeout.

@@ -384,6 +384,9 @@ impl<'m> Migrator<'m> {
         target: u32,
         started: Instant,
     ) -> Result<Report> {
+        // The version the database was at when the run found another
+        // instance's `no-transaction` migration running, and waited for it.
+        let mut waited_at: Option<u32> = None;
         // The fast path: one read transaction, no write lock, constant time.
         // When it vouches for an older version it also spares the full
         // read, and the first write transaction's re-read when no other
@@ -422,7 +425,11 @@ impl<'m> Migrator<'m> {
                         // say) reads as zeros there: say so rather than what
                         // the zeros looked like.
                         match read.map_err(|e| cut_short(conn, e)) {
-                            Err(e) if self.wait_for_incomplete(&e, started, &mut polls) => {}
+                            Err(e) if self.wait_for_incomplete(&e, started, &mut polls) => {
+                                if let Error::Incomplete { version, .. } = e {
+                                    waited_at.get_or_insert(version.saturating_sub(1));
+                                }
+                            }
                             read => break read?,
                         }
                     };
@@ -442,6 +449,20 @@ impl<'m> Migrator<'m> {
                     )
                 }
             };
+        // A run that waited for another instance's `no-transaction`
+        // migration does not revert what that instance applied meanwhile:
+        // the caller did not see it applied.
+        if let Some(before) = waited_at.filter(|&before| current > target && current > before) {
+            return Err(Error::Target {
+                target,
+                reason: format!(
+                    "while this run waited for another instance to finish migration {} (marked \
+                     started), it brought the database to version {current}; nothing was \
+                     reverted: run again to revert it to version {target}",
+                    u64::from(before) + 1
+                ),
+            });
+        }
         if current > target {
             self.check_revertible(current, target)?;
         }
@@ -1861,6 +1882,20 @@ fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| {
         if is_busy(&e) {
             Error::Locked { timeout }
+        } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+            && conn
+                .query_row("PRAGMA query_only", [], |r| r.get::<_, bool>(0))
+                .unwrap_or(false)
+        {
+            // Not the file: the connection refuses writes.
+            Error::Sqlite {
+                context: format!(
+                    "cannot start a write transaction: {e}; the connection has `PRAGMA \
+                     query_only` on: turn it off (`PRAGMA query_only = OFF`) to migrate, or \
+                     migrate with another connection"
+                ),
+                cause: e,
+            }
         } else {
             Error::sqlite("cannot start a write transaction", e)
         }

@@ -507,17 +507,28 @@ pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleErr
         }
     }
 
-    for (version, files) in ups.iter_mut().chain(downs.iter_mut()) {
+    let several = ups
+        .iter_mut()
+        .map(|(v, f)| (v, f, Direction::Up))
+        .chain(downs.iter_mut().map(|(v, f)| (v, f, Direction::Down)));
+    for (version, files, direction) in several {
         if files.len() > 1 {
             files.sort_by(|a, b| a.1.cmp(&b.1));
             let names: Vec<&str> = files.iter().map(|(_, f)| f.as_str()).collect();
+            let advice = match direction {
+                Direction::Up => "versions must be unique: give all but one the next free versions",
+                Direction::Down => {
+                    "a version has at most one down file, named as its up file with `.down.sql`: \
+                     delete or merge the others"
+                }
+            };
+            let kind = match direction {
+                Direction::Up => "files",
+                Direction::Down => "down files",
+            };
             problems.push(RuleError::new(
                 names.join(", "),
-                format!(
-                    "{} files have version {version}; versions must be unique: \
-                     give all but one the next free versions",
-                    names.len()
-                ),
+                format!("{} {kind} have version {version}; {advice}", names.len()),
             ));
         }
     }

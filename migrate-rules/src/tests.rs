@@ -257,6 +257,14 @@ fn set_rules_name_the_files() {
     let p = problems(&[("002_b.sql", "SELECT 1;")]);
     assert_eq!(p, ["002_b.sql: version 1 is missing before 002_b.sql; versions start at 1 and must be contiguous: restore the missing file if it was ever applied to a database (an applied migration must stay), otherwise renumber the files"]);
 
+    // Two down files for one version: renumbering one would not help.
+    let p = problems(&[
+        ("001_a.sql", "SELECT 1;"),
+        ("001_a.down.sql", "SELECT 1;"),
+        ("001_b.down.sql", "SELECT 1;"),
+    ]);
+    assert_eq!(p[0], "001_a.down.sql, 001_b.down.sql: 2 down files have version 1; a version has at most one down file, named as its up file with `.down.sql`: delete or merge the others");
+
     let p = problems(&[("001_a.sql", "SELECT 1;"), ("002_b.down.sql", "SELECT 1;")]);
     assert_eq!(p, ["002_b.down.sql: a down file without an up file for version 2; add the up file or delete this one"]);
 

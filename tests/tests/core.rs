@@ -1295,9 +1295,9 @@ fn error_messages_say_what_to_do() {
     assert_eq!(
         locked.to_string(),
         "the database is locked by another connection and stayed locked for the lock timeout (5s); \
-         the migration waiting for it was not applied (migrations this run committed before it \
-         stay applied: `status` lists them): retry later, or raise the timeout with \
-         `migrator().lock_timeout(..)`"
+         the migration (or revert) waiting for it did not run, and what this run committed \
+         before it stays (`status` shows where the database is): retry later, or raise the \
+         timeout with `migrator().lock_timeout(..)`"
     );
     let incomplete = Error::Incomplete {
         version: 7,

@@ -2171,3 +2171,21 @@ fn query_only_in_a_file_is_refused_naming_the_line() {
         assert_eq!(pragma_of(&conn, "query_only"), 0);
     }
 }
+
+/// A connection with `PRAGMA query_only` on is told so, not told to open
+/// the database read-write, and nothing is written.
+#[test]
+fn a_query_only_connection_is_told_about_query_only() {
+    let (_d, m) = load(&[("001_a.sql", "CREATE TABLE a (x);")]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute_batch("PRAGMA query_only = ON").unwrap();
+    let before = snapshot(&conn);
+    let err = m.migrate(&mut conn).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the connection has `PRAGMA query_only` on: turn it off"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&conn), before);
+}

@@ -590,3 +590,55 @@ fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
     assert!(matches!(m.verify(&conn), Err(Error::Incomplete { .. })));
     assert!(t0.elapsed() < timeout);
 }
+
+/// A run asked to stay at (or go down to) a version, that waits for
+/// another instance's `no-transaction` migration, does not then revert
+/// what that instance applied meanwhile: it stops, saying so, with
+/// nothing reverted.
+#[test]
+fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
+    use rusqlite::functions::FunctionFlags;
+    let dir = migrations_dir(&[
+        ("001_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY);"),
+        (
+            "002_log.sql",
+            "-- migrate:no-transaction\nCREATE TABLE log (x);\nINSERT INTO log SELECT slow();\n",
+        ),
+        ("002_log.down.sql", "DROP TABLE log;\n"),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let path = db_dir.path().join("app.db");
+    m.migrate_to(&mut open(&path), 1).unwrap();
+    let (first_m, first_path) = (m.clone(), path.clone());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let first = std::thread::spawn(move || {
+        let mut conn = open(&first_path);
+        conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(0)
+        })
+        .unwrap();
+        first_m.migrate(&mut conn)
+    });
+    started_rx.recv().unwrap();
+    let mut conn = open(&path);
+    let second = m.migrate_to(&mut conn, 1);
+    first.join().unwrap().unwrap();
+    match &second {
+        Err(Error::Target { reason, .. }) => assert!(
+            reason.contains("nothing was reverted: run again to revert it to version 1"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let logged: i64 = conn
+        .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 1);
+}
