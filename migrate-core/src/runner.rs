@@ -2763,7 +2763,7 @@ fn run_file(
         return Ok(());
     };
     let refuse = |what: String| {
-        Err(at_end_of(
+        let mut e = at_end_of(
             m,
             format!(
                 "the file {what}, which only the runner may write; remove those statements (the \
@@ -2772,7 +2772,25 @@ fn run_file(
             ),
             Hint::None,
             rolled_back.unwrap_or(Outcome::RanNotMarked),
-        ))
+        );
+        // Point at the first line that names the table.
+        if let (
+            Error::Migration {
+                line,
+                statement_line,
+                statement,
+                ..
+            },
+            Some(at),
+        ) = (&mut e, find_ignore_case(m.sql(), "_migrate_history"))
+        {
+            let sql = m.sql();
+            let start = sql[..at].rfind('\n').map_or(0, |n| n + 1);
+            *line = migrate_rules::line_of(sql, at);
+            *statement_line = *line;
+            *statement = shorten(sql[start..].lines().next().unwrap_or("").trim());
+        }
+        Err(e)
     };
     if history_text(conn) != rows {
         return refuse("wrote the migration history table `_migrate_history`".to_owned());

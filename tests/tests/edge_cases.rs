@@ -1848,6 +1848,8 @@ fn a_file_that_writes_the_history_is_refused() {
         Error::Migration {
             version: 3,
             outcome: migrate_core::Outcome::RolledBack,
+            // The line that names the table.
+            line: 2,
             ..
         } => {}
         other => panic!("unexpected {other:?}"),

@@ -599,7 +599,10 @@ fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
 fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
     use rusqlite::functions::FunctionFlags;
     let dir = migrations_dir(&[
-        ("001_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY);"),
+        (
+            "001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);",
+        ),
         (
             "002_log.sql",
             "-- migrate:no-transaction\nCREATE TABLE log (x);\nINSERT INTO log SELECT slow();\n",
