@@ -134,7 +134,9 @@ pub use rusqlite;
 /// The path is relative to the calling crate's `Cargo.toml`. The macro reads
 /// the directory, applies the file rules, computes each file's SHA-256, and
 /// expands to a constant [`Migrations`] (usable in a `static`) that embeds
-/// each file with `include_str!`, so editing a file rebuilds the crate.
+/// the text it checked and hashed (so a file saved again during the build
+/// cannot slip in unchecked), and names each file in an `include_str!`, so
+/// editing a file rebuilds the crate.
 /// Adding or removing a file rebuilds it only if the crate's `build.rs`
 /// says `println!("cargo:rerun-if-changed=migrations");`.
 ///

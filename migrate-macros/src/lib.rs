@@ -3,9 +3,11 @@
 //!
 //! The macro applies the file rules of `migrate-rules` (the same code
 //! `Migrations::from_dir` runs), hashes every file at compile time, and
-//! embeds each file with `include_str!` so that editing a file rebuilds the
-//! crate. Every problem becomes a compile error at the macro's argument; the
-//! macro never panics.
+//! embeds the very text it checked and hashed, as a string literal (a file
+//! saved again during the build cannot slip in unchecked). Each file is
+//! also named in an `include_str!` that nothing uses, so that editing it
+//! rebuilds the crate. Every problem becomes a compile error at the macro's
+//! argument; the macro never panics.
 
 use std::path::{Path, PathBuf};
 
@@ -157,29 +159,41 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
     })?;
 
     let mut items = Vec::with_capacity(loaded.len());
+    let mut tracked = Vec::with_capacity(loaded.len());
     for m in &loaded {
         let version = m.version;
         let name = &m.name;
         let file_name = &m.up.file_name;
         let up = path_str(&m.up.path, span)?;
+        let up_text = &m.up.text;
         let checksum = m.up.contents.checksum;
         let chain = m.chain;
         let no_transaction = m.up.contents.no_transaction;
         let down = match &m.down {
             Some(down) => {
                 let path = path_str(&down.path, span)?;
+                tracked.push(path);
                 let down_name = &down.file_name;
-                quote!(::core::option::Option::Some((#down_name, ::core::include_str!(#path))))
+                let down_text = &down.text;
+                quote!(::core::option::Option::Some((#down_name, #down_text)))
             }
             None => quote!(::core::option::Option::None),
         };
+        tracked.push(up);
         items.push(quote! {
             ::migrate_core::Migration::__embedded(
-                #version, #name, #file_name, ::core::include_str!(#up),
+                #version, #name, #file_name, #up_text,
                 [#(#checksum),*], [#(#chain),*], #no_transaction, #down,
             )
         });
     }
+    // Only for cargo: a change to any file rebuilds the crate (and the
+    // macro reads and checks it again).
+    let tracked = tracked.iter().map(|path| {
+        quote!(
+            const _: &str = ::core::include_str!(#path);
+        )
+    });
     // The lock file was checked by `load_dir`; including it makes cargo
     // rebuild the crate (and check again) when the lock is edited.
     let lock = dir.join(migrate_rules::LOCK_FILE_NAME);
@@ -194,6 +208,7 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
     Ok(quote! {
         {
             #lock
+            #(#tracked)*
             const MIGRATIONS: &[::migrate_core::Migration] = &[#(#items),*];
             ::migrate_core::Migrations::__embedded(MIGRATIONS)
         }

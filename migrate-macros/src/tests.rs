@@ -62,6 +62,28 @@ fn never_panics_and_reports_every_problem() {
     assert_eq!(messages(r#""good/""#), Vec::<String>::new());
     assert_eq!(messages(r#"r"good""#), Vec::<String>::new());
 
+    // The embedded SQL is the text the macro checked and hashed, as a
+    // literal, not a second read of the file by rustc (which a save during
+    // the build could change); `include_str!` is there only for cargo.
+    let expanded = expand(r#""good""#.parse().unwrap()).unwrap().to_string();
+    for text in [
+        "CREATE TABLE a (x);\\n",
+        "-- migrate:no-transaction\\nVACUUM;\\n",
+        "SELECT 1;\\n",
+    ] {
+        assert!(
+            expanded.contains(&format!("\"{text}\"")),
+            "{text} in {expanded}"
+        );
+    }
+    assert_eq!(
+        expanded.matches("include_str").count(),
+        expanded
+            .matches("const _ : & str = :: core :: include_str")
+            .count(),
+        "{expanded}"
+    );
+
     let bad = root.join("bad");
     std::fs::create_dir(&bad).unwrap();
     std::fs::write(bad.join("001_a.sql"), "").unwrap();
