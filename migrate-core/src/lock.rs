@@ -23,18 +23,56 @@ use migrate_rules::{LockFile, LOCK_FILE_NAME};
 use crate::error::{source_error, Error, Result};
 use crate::migration::Migrations;
 
-fn write(dir: &Path, text: &str) -> Result<()> {
-    let path = dir.join(LOCK_FILE_NAME);
-    std::fs::write(&path, text).map_err(|e| Error::Source {
+/// Reads the lock and writes what `change` makes of it, with no other
+/// `append` or `replace_released_checksum` of the same directory (from any
+/// process on this machine) in between, and replaces the file in one step
+/// (a new file renamed over it), so that a build reading it meanwhile never
+/// sees half a file. `change` returns the new text, or `None` to leave the
+/// file alone.
+fn update(dir: &Path, change: impl FnOnce() -> Result<Option<String>>) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| Error::Source {
         dir: dir.display().to_string(),
-        problems: vec![format!("{LOCK_FILE_NAME}: cannot write the lock file: {e}")],
-    })
+        problems: vec![format!("{LOCK_FILE_NAME}: cannot {what}: {e}")],
+    };
+    let _guard = exclusive(dir).map_err(|e| fail("lock the lock file against other writers", e))?;
+    let Some(text) = change()? else {
+        return Ok(());
+    };
+    // In the same directory, so that the rename stays on one file system; a
+    // hidden name, which the file rules ignore.
+    let mut file =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| fail("write the lock file", e))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| fail("write the lock file", e))?;
+    file.persist(dir.join(LOCK_FILE_NAME))
+        .map_err(|e| fail("write the lock file", e.error))?;
+    Ok(())
+}
+
+/// An exclusive lock (released when the file is closed) that every writer
+/// of `dir`'s lock file takes first: a file in the system's temporary
+/// directory named after `dir`'s canonical path, so that nothing is added to
+/// the migrations directory.
+fn exclusive(dir: &Path) -> std::io::Result<std::fs::File> {
+    let canonical = dir.canonicalize()?;
+    let key = migrate_rules::hex(&migrate_rules::checksum(&canonical.to_string_lossy()));
+    let path = std::env::temp_dir().join(format!("migrate-lock-{}", &key[..16]));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// Appends a line to `dir/migrate.lock` for every migration not yet in it
 /// (creating the file if needed), and returns the versions added. Existing
 /// lines are never changed: if a locked migration was edited, removed or
-/// renamed, nothing is written and the error says so.
+/// renamed, nothing is written and the error says so. Two calls at once
+/// (from two processes) take turns, and the file is replaced in one step,
+/// so that a build reading it meanwhile never sees half of it.
 ///
 /// Call it when you release migrations, from a test or a build step:
 ///
@@ -54,14 +92,19 @@ fn write(dir: &Path, text: &str) -> Result<()> {
 /// migration that changed, or a lock file that cannot be written.
 pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
     let dir = dir.as_ref();
-    let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, &p))?;
-    let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? {
-        Some((lock, text)) => (lock, Some(text)),
-        None => (LockFile::default(), None),
-    };
-    let (new_text, added) = LockFile::appended(text.as_deref(), &lock, &loaded);
-    if !added.is_empty() || text.is_none() {
-        write(dir, &new_text)?;
+    let mut added = Vec::new();
+    update(dir, || {
+        let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, &p))?;
+        let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? {
+            Some((lock, text)) => (lock, Some(text)),
+            None => (LockFile::default(), None),
+        };
+        let (new_text, new) = LockFile::appended(text.as_deref(), &lock, &loaded);
+        let write = !new.is_empty() || text.is_none();
+        added = new;
+        Ok(write.then_some(new_text))
+    })?;
+    if !added.is_empty() {
         log::info!(
             "locked versions {added:?} in {}",
             dir.join(LOCK_FILE_NAME).display()
@@ -100,24 +143,26 @@ pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
 /// has no such version.
 pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<()> {
     let dir = dir.as_ref();
-    let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, &p))?;
-    let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? else {
-        return Err(Error::Source {
-            dir: dir.display().to_string(),
-            problems: vec![format!(
-                "{LOCK_FILE_NAME}: there is no lock file; create it with `lock::append`"
-            )],
-        });
-    };
-    let new_text =
-        LockFile::relocked(&text, &lock, &loaded, version).ok_or_else(|| Error::Source {
-            dir: dir.display().to_string(),
-            problems: vec![format!(
-                "{LOCK_FILE_NAME}: cannot replace the checksum of version {version}: the lock does \
-                 not list it, or its file is missing; pass a version the lock lists"
-            )],
-        })?;
-    write(dir, &new_text)?;
+    update(dir, || {
+        let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, &p))?;
+        let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? else {
+            return Err(Error::Source {
+                dir: dir.display().to_string(),
+                problems: vec![format!(
+                    "{LOCK_FILE_NAME}: there is no lock file; create it with `lock::append`"
+                )],
+            });
+        };
+        let new_text =
+            LockFile::relocked(&text, &lock, &loaded, version).ok_or_else(|| Error::Source {
+                dir: dir.display().to_string(),
+                problems: vec![format!(
+                    "{LOCK_FILE_NAME}: cannot replace the checksum of version {version}: the lock \
+                     does not list it, or its file is missing; pass a version the lock lists"
+                )],
+            })?;
+        Ok(Some(new_text))
+    })?;
     log::warn!(
         "replaced the locked checksum of version {version} in {}",
         dir.join(LOCK_FILE_NAME).display()

@@ -34,12 +34,16 @@ fn from_dir_refuses_an_edited_released_migration() {
         text.contains("revert the edit and put the change in a new migration"),
         "{text}"
     );
-    // CRLF and BOM are not changes.
-    fs::write(
-        dir.path().join("001_a.sql"),
-        format!("\u{feff}{A}\r\n").trim_end(),
-    )
-    .unwrap();
+    // CRLF and BOM are not changes (a file of several lines, so that the
+    // copy really has CRLF inside).
+    let dir = migrations_dir(&[(
+        "001_a.sql",
+        "CREATE TABLE a (x);\nCREATE INDEX a_x ON a (x);\n",
+    )]);
+    lock::append(dir.path()).unwrap();
+    let windows = "\u{feff}CREATE TABLE a (x);\r\nCREATE INDEX a_x ON a (x);\r\n";
+    assert!(windows.contains("\r\n"));
+    fs::write(dir.path().join("001_a.sql"), windows).unwrap();
     Migrations::from_dir(dir.path()).unwrap();
 }
 
@@ -77,6 +81,8 @@ fn append_keeps_existing_lines_byte_identical() {
 #[test]
 fn replace_released_checksum_changes_one_line_only() {
     let dir = released();
+    fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c (x);").unwrap();
+    assert_eq!(lock::append(dir.path()).unwrap(), [3]);
     let path = dir.path().join("migrate.lock");
     let before = fs::read_to_string(&path).unwrap();
     fs::write(dir.path().join("002_b.sql"), "CREATE TABLE b (x, y);").unwrap();
@@ -84,13 +90,16 @@ fn replace_released_checksum_changes_one_line_only() {
     lock::replace_released_checksum(dir.path(), 2).unwrap();
     Migrations::from_dir(dir.path()).unwrap();
     let after = fs::read_to_string(&path).unwrap();
-    let changed: Vec<(&str, &str)> = before
-        .lines()
-        .zip(after.lines())
-        .filter(|(b, a)| b != a)
-        .collect();
-    assert_eq!(changed.len(), 1);
-    assert!(changed[0].0.starts_with("2 002_b.sql ") && changed[0].1.starts_with("2 002_b.sql "));
+    // The whole file is the old one with that one line replaced (the lines
+    // after it too).
+    let line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("2 002_b.sql "))
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(line(&before), line(&after));
+    assert_eq!(after, before.replace(&line(&before), &line(&after)));
     // A version the lock does not list: the lock is left as it was.
     let err = lock::replace_released_checksum(dir.path(), 9).unwrap_err();
     assert!(
@@ -261,4 +270,52 @@ fn lock_checked_by_a_test_instead_of_the_build() {
         err.to_string().contains(message),
         "{err}\nshould contain\n{message}"
     );
+}
+
+/// Two processes appending at once (two test binaries at release time, or
+/// a build reading the lock meanwhile): writers take turns, and the file
+/// is replaced in one step, so a reader never sees half of it and no line
+/// or header is lost.
+#[test]
+fn concurrent_appends_and_reads_see_whole_lock_files() {
+    let files: Vec<(String, String)> = (1..=40)
+        .map(|v| {
+            (
+                format!("{v:03}_t{v}.sql"),
+                format!("CREATE TABLE t{v} (x);"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let dir = migrations_dir(&refs[..39]);
+    lock::append(dir.path()).unwrap();
+    fs::write(dir.path().join(&files[39].0), &files[39].1).unwrap();
+    let path = dir.path().join("migrate.lock");
+    let expected = {
+        let scratch = migrations_dir(&refs);
+        lock::append(scratch.path()).unwrap();
+        fs::read_to_string(scratch.path().join("migrate.lock")).unwrap()
+    };
+    let released = fs::read_to_string(&path).unwrap();
+    for _ in 0..30 {
+        fs::write(&path, &released).unwrap();
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| lock::append(dir.path()).unwrap()))
+                .collect();
+            let reader = s.spawn(|| {
+                for _ in 0..20 {
+                    Migrations::from_dir(dir.path()).unwrap();
+                }
+            });
+            let added: Vec<Vec<u32>> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+            reader.join().unwrap();
+            // One of the two added version 40; the other found it there.
+            assert_eq!(added.concat(), [40]);
+        });
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
+    }
 }
