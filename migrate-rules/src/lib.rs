@@ -601,10 +601,19 @@ pub fn load_dir_unlocked(dir: &Path) -> Result<Vec<LoadedMigration>, Vec<RuleErr
 /// Reads one file and checks its contents.
 fn read_file(path: &Path, file_name: &str, direction: Direction) -> Result<LoadedFile, RuleError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        RuleError::new(
-            file_name,
-            format!("cannot read the file: {e}; check its permissions"),
-        )
+        let advice = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => "check its permissions",
+            std::io::ErrorKind::NotFound => {
+                "it is a symbolic link to nothing, or it vanished while being read: restore the \
+                 file or remove the link"
+            }
+            _ if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+                "it is a symbolic link that cannot be followed: point it at a file or replace it \
+                 with the file"
+            }
+            _ => "check the file and the disk",
+        };
+        RuleError::new(file_name, format!("cannot read the file: {e}; {advice}"))
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();

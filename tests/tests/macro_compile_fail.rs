@@ -72,6 +72,25 @@ fn make_unreadable_dir(_project: &Path) -> bool {
     false
 }
 
+/// Creates `<project>/dangling/001_create_users.sql` as a symbolic link to
+/// a file that does not exist: a file the macro cannot read, whoever runs
+/// the test.
+#[cfg(unix)]
+fn make_dangling_dir(project: &Path) -> bool {
+    let dir = project.join("dangling");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(dir.join("missing.sql"), dir.join("001_create_users.sql")).unwrap();
+    true
+}
+
+#[cfg(not(unix))]
+fn make_dangling_dir(_project: &Path) -> bool {
+    false
+}
+
 #[test]
 fn rule_violations_are_compile_errors() {
     let project = target_dir()
@@ -84,6 +103,9 @@ fn rule_violations_are_compile_errors() {
 
     let cases = trybuild::TestCases::new();
     cases.compile_fail("ui/*.rs");
+    if make_dangling_dir(&project) {
+        cases.compile_fail("ui/dangling/dangling_link.rs");
+    }
     if make_unreadable_dir(&project) {
         cases.compile_fail("ui/unreadable/unreadable_file.rs");
     } else {
