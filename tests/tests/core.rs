@@ -1288,7 +1288,8 @@ fn sqlite_full_rolls_back_and_succeeds_after_space_is_freed() {
 
 #[test]
 fn error_messages_say_what_to_do() {
-    // Every variant's message, as a user sees it.
+    // The messages of the variants no other test spells out, as a user sees
+    // them (the others are checked where they are provoked).
     let locked = Error::Locked {
         timeout: Duration::from_secs(5),
     };

@@ -519,7 +519,7 @@ fn a_second_instance_starting_during_a_no_transaction_migration_waits_and_finds_
         let mut conn = open(&first_path);
         conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
             started_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(700));
+            std::thread::sleep(Duration::from_millis(1500));
             Ok(0)
         })
         .unwrap();
@@ -619,7 +619,7 @@ fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
         let mut conn = open(&first_path);
         conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
             started_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(1500));
             Ok(0)
         })
         .unwrap();
