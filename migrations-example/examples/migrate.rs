@@ -238,8 +238,13 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, Failure> {
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
+            let what = if parent.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
             return Err(Failure(format!(
-                "cannot create {shown}: {} is not a directory",
+                "cannot create {shown}: {} {what}",
                 parent.display()
             )));
         }

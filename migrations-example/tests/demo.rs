@@ -433,12 +433,15 @@ fn bad_arguments_get_a_one_line_error() {
 
     // A path that cannot be created: under a missing directory, or under
     // a file.
-    for path in [
-        dir.path().join("missing").join("app.db"),
-        text.join("app.db"),
+    for (path, says) in [
+        (
+            dir.path().join("missing").join("app.db"),
+            "missing does not exist",
+        ),
+        (text.join("app.db"), "is not a directory"),
     ] {
         let out = run(&[&path]);
-        assert_one_line_error(&out, "is not a directory");
+        assert_one_line_error(&out, says);
         assert!(!path.exists());
     }
 
