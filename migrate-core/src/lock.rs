@@ -23,56 +23,58 @@ use migrate_rules::{LockFile, LOCK_FILE_NAME};
 use crate::error::{source_error, Error, Result};
 use crate::migration::Migrations;
 
-/// Reads the lock and writes what `change` makes of it, with no other
-/// `append` or `replace_released_checksum` of the same directory (from any
-/// process on this machine) in between, and replaces the file in one step
-/// (a new file renamed over it), so that a build reading it meanwhile never
-/// sees half a file. `change` returns the new text, or `None` to leave the
-/// file alone.
-fn update(dir: &Path, change: impl FnOnce() -> Result<Option<String>>) -> Result<()> {
+/// Reads the lock and writes what `change` makes of it (the new text, or
+/// `None` to leave the file alone), with no other `append` or
+/// `replace_released_checksum` in between: each takes an exclusive lock on
+/// the lock file itself first. The file is written in place (through a
+/// symbolic link, keeping its permissions and owner), and when the new
+/// text only adds lines, as `append` does, only those are written, in one
+/// write: a build reading the file meanwhile sees whole lines (and reads
+/// again if the last one is not whole yet). `create`: make the file if
+/// there is none.
+fn update(dir: &Path, create: bool, change: impl FnOnce() -> Result<Option<String>>) -> Result<()> {
+    use std::io::{Read, Write};
+    let path = dir.join(LOCK_FILE_NAME);
     let fail = |what: &str, e: std::io::Error| Error::Source {
         dir: dir.display().to_string(),
         problems: vec![format!("{LOCK_FILE_NAME}: cannot {what}: {e}")],
     };
-    let _guard = exclusive(dir).map_err(|e| fail("lock the lock file against other writers", e))?;
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(create)
+        .open(&path)
+    {
+        Ok(file) => file,
+        // No lock file to change: `change` says so.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return change().map(drop),
+        Err(e) => return Err(fail("open the lock file", e)),
+    };
+    file.lock()
+        .map_err(|e| fail("lock the lock file against other writers", e))?;
+    let mut old = String::new();
+    file.read_to_string(&mut old)
+        .map_err(|e| fail("read the lock file", e))?;
     let Some(text) = change()? else {
         return Ok(());
     };
-    // In the same directory, so that the rename stays on one file system; a
-    // hidden name, which the file rules ignore.
-    let mut file =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| fail("write the lock file", e))?;
-    std::io::Write::write_all(&mut file, text.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|e| fail("write the lock file", e))?;
-    file.persist(dir.join(LOCK_FILE_NAME))
-        .map_err(|e| fail("write the lock file", e.error))?;
-    Ok(())
-}
-
-/// An exclusive lock (released when the file is closed) that every writer
-/// of `dir`'s lock file takes first: a file in the system's temporary
-/// directory named after `dir`'s canonical path, so that nothing is added to
-/// the migrations directory.
-fn exclusive(dir: &Path) -> std::io::Result<std::fs::File> {
-    let canonical = dir.canonicalize()?;
-    let key = migrate_rules::hex(&migrate_rules::checksum(&canonical.to_string_lossy()));
-    let path = std::env::temp_dir().join(format!("migrate-lock-{}", &key[..16]));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
-    file.lock()?;
-    Ok(file)
+    let written = match text.strip_prefix(old.as_str()) {
+        Some(added) => file.write_all(added.as_bytes()),
+        None => file
+            .set_len(0)
+            .and_then(|()| file.write_all(text.as_bytes())),
+    };
+    written
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail("write the lock file", e))
 }
 
 /// Appends a line to `dir/migrate.lock` for every migration not yet in it
 /// (creating the file if needed), and returns the versions added. Existing
 /// lines are never changed: if a locked migration was edited, removed or
 /// renamed, nothing is written and the error says so. Two calls at once
-/// (from two processes) take turns, and the file is replaced in one step,
-/// so that a build reading it meanwhile never sees half of it.
+/// (from two processes) take turns, and only the new lines are written, in
+/// one write, so that a build reading the file meanwhile sees whole lines.
 ///
 /// Call it when you release migrations, from a test or a build step:
 ///
@@ -92,12 +94,15 @@ fn exclusive(dir: &Path) -> std::io::Result<std::fs::File> {
 /// migration that changed, or a lock file that cannot be written.
 pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
     let dir = dir.as_ref();
+    // The directory's own problems (it does not exist...) first.
+    migrate_rules::load_dir(dir).map_err(|p| source_error(dir, &p))?;
     let mut added = Vec::new();
-    update(dir, || {
+    update(dir, true, || {
         let loaded = migrate_rules::load_dir(dir).map_err(|p| source_error(dir, &p))?;
+        // The file `update` has just made is empty: no lock yet.
         let (lock, text) = match LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? {
-            Some((lock, text)) => (lock, Some(text)),
-            None => (LockFile::default(), None),
+            Some((lock, text)) if !text.is_empty() => (lock, Some(text)),
+            _ => (LockFile::default(), None),
         };
         let (new_text, new) = LockFile::appended(text.as_deref(), &lock, &loaded);
         let write = !new.is_empty() || text.is_none();
@@ -143,7 +148,8 @@ pub fn append(dir: impl AsRef<Path>) -> Result<Vec<u32>> {
 /// has no such version.
 pub fn replace_released_checksum(dir: impl AsRef<Path>, version: u32) -> Result<()> {
     let dir = dir.as_ref();
-    update(dir, || {
+    migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, &p))?;
+    update(dir, false, || {
         let loaded = migrate_rules::load_dir_unlocked(dir).map_err(|p| source_error(dir, &p))?;
         let Some((lock, text)) = LockFile::read(dir).map_err(|p| source_error(dir, &[p]))? else {
             return Err(Error::Source {

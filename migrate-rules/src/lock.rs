@@ -112,14 +112,28 @@ impl LockFile {
     /// An unreadable or malformed lock file.
     pub fn read(dir: &Path) -> Result<Option<(LockFile, String)>, RuleError> {
         let path = dir.join(LOCK_FILE_NAME);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some((LockFile::parse(&text)?, text))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RuleError {
-                file: LOCK_FILE_NAME.to_owned(),
-                line: None,
-                message: format!("cannot read the lock file: {e}"),
-            }),
+        let mut tries = 0;
+        loop {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match LockFile::parse(&text) {
+                    // Writers add whole lines, each ending with a newline:
+                    // a last line without one that does not parse may be
+                    // one being written right now. Read again, briefly.
+                    Err(_) if !text.is_empty() && !text.ends_with('\n') && tries < 5 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    parsed => return Ok(Some((parsed?, text))),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(RuleError {
+                        file: LOCK_FILE_NAME.to_owned(),
+                        line: None,
+                        message: format!("cannot read the lock file: {e}"),
+                    })
+                }
+            }
         }
     }
 

@@ -319,3 +319,34 @@ fn concurrent_appends_and_reads_see_whole_lock_files() {
         assert_eq!(fs::read_to_string(&path).unwrap(), expected);
     }
 }
+
+/// `append` writes the lock file in place: its permissions stay, and a
+/// lock kept elsewhere behind a symbolic link is the one updated; a
+/// missing directory is named as such.
+#[cfg(unix)]
+#[test]
+fn append_writes_the_lock_file_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = released();
+    let path = dir.path().join("migrate.lock");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o664)).unwrap();
+    fs::write(dir.path().join("003_c.sql"), "CREATE TABLE c (x);").unwrap();
+    assert_eq!(lock::append(dir.path()).unwrap(), [3]);
+    assert_eq!(mode(&path), 0o664);
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("migrate.lock");
+    fs::rename(&path, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &path).unwrap();
+    fs::write(dir.path().join("004_d.sql"), "CREATE TABLE d (x);").unwrap();
+    assert_eq!(lock::append(dir.path()).unwrap(), [4]);
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert!(fs::read_to_string(&real).unwrap().contains("\n4 004_d.sql "));
+    Migrations::from_dir(dir.path()).unwrap();
+
+    let missing = dir.path().join("missing");
+    let err = lock::append(&missing).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!missing.exists());
+}
