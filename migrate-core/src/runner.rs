@@ -2755,6 +2755,31 @@ fn run_file(
     rolled_back: Option<Outcome>,
     commits: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
+    // Outside a transaction, a refusal at the statement would come after
+    // the statements before it were applied for good: refuse the file
+    // before any of it runs (by its text: a comment naming the pragma is
+    // refused too, and says where).
+    if rolled_back.is_none() {
+        if let Some(at) = find_ignore_case(m.sql(), "query_only") {
+            let sql = m.sql();
+            let line = migrate_rules::line_of(sql, at);
+            let start = sql[..at].rfind('\n').map_or(0, |n| n + 1);
+            return Err(Error::Migration {
+                version: m.version(),
+                file: m.file_name().to_owned(),
+                line,
+                statement_line: line,
+                statement: shorten(sql[start..].lines().next().unwrap_or("").trim()),
+                message: "PRAGMA query_only would make the database read-only to the runner \
+                          as well, which records the migration after the file runs; the file \
+                          runs outside a transaction, so it is refused before any of it runs: \
+                          remove the line"
+                    .to_owned(),
+                hint: Hint::None,
+                outcome: Outcome::NothingApplied,
+            });
+        }
+    }
     let before = mentions
         .history
         .then(|| (history_text(conn), history_triggers(conn)));

@@ -2171,6 +2171,15 @@ fn query_only_in_a_file_is_refused_naming_the_line() {
         );
         assert!(err.to_string().contains("PRAGMA query_only"), "{err}");
         assert_eq!(pragma_of(&conn, "query_only"), 0);
+        // Nothing of the file ran, outside a transaction too: without the
+        // line, it runs as if the first attempt had not happened.
+        assert!(!table_exists(&conn, "b"));
+        let (_d2, fixed) = load(&[
+            ("001_a.sql", "CREATE TABLE a (x);"),
+            ("002_b.sql", &format!("{prefix}CREATE TABLE b (x);\n")),
+        ]);
+        fixed.migrate(&mut conn).unwrap();
+        assert!(table_exists(&conn, "b"));
     }
 }
 

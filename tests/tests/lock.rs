@@ -341,8 +341,13 @@ fn append_writes_the_lock_file_in_place() {
     std::os::unix::fs::symlink(&real, &path).unwrap();
     fs::write(dir.path().join("004_d.sql"), "CREATE TABLE d (x);").unwrap();
     assert_eq!(lock::append(dir.path()).unwrap(), [4]);
-    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
-    assert!(fs::read_to_string(&real).unwrap().contains("\n4 004_d.sql "));
+    assert!(fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(fs::read_to_string(&real)
+        .unwrap()
+        .contains("\n4 004_d.sql "));
     Migrations::from_dir(dir.path()).unwrap();
 
     let missing = dir.path().join("missing");

@@ -1,6 +1,7 @@
 //! End to end: a user's crate that embeds its migrations sees an edited
-//! file after the next `cargo build` (the macro embeds each file with
-//! `include_str!`, which cargo tracks), and sees an added or removed file once
+//! file after the next `cargo build` (the macro names each file in an
+//! `include_str!`, which cargo tracks, and embeds the text it read and
+//! checked), and sees an added or removed file once
 //! its build.rs says `cargo:rerun-if-changed=migrations`. Editing the lock
 //! file (`migrate.lock`) rebuilds it and checks the migrations again.
 //!
