@@ -138,10 +138,18 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
                 )
             } else {
                 // A duplicate names several files, separated by ", " (which
-                // a valid migration file name cannot contain).
-                let files: Vec<String> = p
-                    .file
-                    .split(", ")
+                // a valid migration file name cannot contain; an invalid
+                // one may, and is one file: split only into files that are
+                // there).
+                let parts: Vec<&str> = p.file.split(", ").collect();
+                let several = parts.len() > 1 && parts.iter().all(|f| dir.join(f).exists());
+                let names = if several {
+                    parts
+                } else {
+                    vec![p.file.as_str()]
+                };
+                let files: Vec<String> = names
+                    .into_iter()
                     .map(|file| format!("{prefix}/{file}"))
                     .collect();
                 let at = p.line.map(|l| format!(":{l}")).unwrap_or_default();

@@ -62,6 +62,13 @@ fn never_panics_and_reports_every_problem() {
     assert_eq!(messages(r#""good/""#), Vec::<String>::new());
     assert_eq!(messages(r#"r"good""#), Vec::<String>::new());
 
+    // A file name with ", " in it (invalid) is named as one file.
+    let comma = root.join("comma");
+    std::fs::create_dir(&comma).unwrap();
+    std::fs::write(comma.join("001_a, b.sql"), "SELECT 1;\n").unwrap();
+    let errors = messages(r#""comma""#);
+    assert!(errors[0].starts_with("comma/001_a, b.sql: "), "{errors:?}");
+
     // The embedded SQL is the text the macro checked and hashed, as a
     // literal, not a second read of the file by rustc (which a save during
     // the build could change); `include_str!` is there only for cargo.
