@@ -642,15 +642,7 @@ impl<'m> Migrator<'m> {
             &mut adopted,
             started,
         );
-        // After a lock timeout, nothing more is read: it would wait as long
-        // again.
-        let locked = outcome.as_ref().is_err_and(is_lock_error);
-        let touched = match watch.map(|watch| watch.finish(conn, !locked)) {
-            Some(Ok(touched)) => touched,
-            // The run's own failure says more.
-            Some(Err(e)) if outcome.is_ok() => return Err(e),
-            Some(Err(_)) | None => None,
-        };
+        let touched = finish_watch(conn, watch, &outcome)?;
         let version = match outcome {
             Ok(version) => version,
             Err(mut e) => {
@@ -839,26 +831,20 @@ impl<'m> Migrator<'m> {
         true
     }
 
-    /// One write transaction's work; the caller commits or rolls back.
-    /// Returns what to do next and `PRAGMA data_version` as read at the
-    /// start of the transaction.
-    #[allow(clippy::too_many_arguments)]
-    fn step(
+    /// At the start of a write transaction: the database's version, whether
+    /// it needs adoption and has a history table, and `PRAGMA data_version`.
+    /// Another process may have migrated since the last read: read again
+    /// inside the write transaction, unless nobody else committed since
+    /// that read or our own last commit. The newest row's chain and the
+    /// number of rows suffice when they match (so each step costs the same
+    /// however many migrations there are); otherwise the full read and
+    /// verification decide.
+    fn reread(
         &self,
         conn: &mut Connection,
-        target: u32,
-        foreign_keys: bool,
         watch: Option<&TableWatch>,
         known: Option<Known>,
-        applied: &mut Vec<(&'m Migration, Duration)>,
-        adopted: &mut Option<u32>,
-    ) -> Result<(Step<'m>, i64)> {
-        // Another process may have migrated since the last read: read again
-        // inside the write transaction, unless nobody else committed since
-        // that read or our own last commit. The newest row's chain and the
-        // number of rows suffice when they match (so each step costs the same
-        // however many migrations there are); otherwise the full read and
-        // verification decide.
+    ) -> Result<(i64, u32, bool, bool)> {
         let seen = state::data_version(conn)?;
         let unchanged = known.filter(|k| k.data_version == seen);
         if unchanged.is_none() {
@@ -880,6 +866,24 @@ impl<'m> Migrator<'m> {
                 }
             },
         };
+        Ok((seen, current, needs_adoption, has_history))
+    }
+
+    /// One write transaction's work; the caller commits or rolls back.
+    /// Returns what to do next and `PRAGMA data_version` as read at the
+    /// start of the transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        conn: &mut Connection,
+        target: u32,
+        foreign_keys: bool,
+        watch: Option<&TableWatch>,
+        known: Option<Known>,
+        applied: &mut Vec<(&'m Migration, Duration)>,
+        adopted: &mut Option<u32>,
+    ) -> Result<(Step<'m>, i64)> {
+        let (seen, current, needs_adoption, has_history) = self.reread(conn, watch, known)?;
         self.check_not_above(current, target)?;
         // A missing history table is created in this transaction just before
         // its first row, after the files: every `ALTER TABLE` makes SQLite
@@ -2564,6 +2568,23 @@ impl TableWatch {
             return Ok(None);
         }
         Ok(Some(touched))
+    }
+}
+
+/// Ends a run's watch (see [`TableWatch::finish`]). After a lock timeout,
+/// nothing more is read: it would wait as long again. A failure here is the
+/// error only when the run itself succeeded (the run's own failure says
+/// more).
+fn finish_watch(
+    conn: &mut Connection,
+    watch: Option<TableWatch>,
+    outcome: &Result<u32>,
+) -> Result<Option<Vec<String>>> {
+    let locked = outcome.as_ref().is_err_and(is_lock_error);
+    match watch.map(|watch| watch.finish(conn, !locked)) {
+        Some(Ok(touched)) => Ok(touched),
+        Some(Err(e)) if outcome.is_ok() => Err(e),
+        Some(Err(_)) | None => Ok(None),
     }
 }
 

@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{
-    at_end_of, begin_immediate, check_whole_pages, commit, foreign_key_check, integrity_check,
-    is_lock_error, load_edited_schema, ms, rollback, run_file, set_user_version, HistoryTable,
+    at_end_of, begin_immediate, check_whole_pages, commit, finish_watch, foreign_key_check,
+    integrity_check, load_edited_schema, ms, rollback, run_file, set_user_version, HistoryTable,
     Known, Mentions, Migrator, Start, TableWatch,
 };
 use crate::error::{Error, Hint, Outcome, Result};
 use crate::migration::Migration;
 use crate::report::{Applied, IntegrityOutcome, Report};
 use crate::runner::IntegrityCheck;
-use crate::state::{self, read_state, verify, Verified};
 use migrate_rules::Direction;
 
 impl<'m> Migrator<'m> {
@@ -142,14 +141,7 @@ impl<'m> Migrator<'m> {
             started,
         );
         reverted.truncate(committed);
-        // After a lock timeout, nothing more is read: it would wait as long
-        // again.
-        let locked = outcome.as_ref().is_err_and(is_lock_error);
-        let touched = match watch.map(|watch| watch.finish(conn, !locked)) {
-            Some(Ok(touched)) => touched,
-            Some(Err(e)) if outcome.is_ok() => return Err(e),
-            Some(Err(_)) | None => None,
-        };
+        let touched = finish_watch(conn, watch, &outcome)?;
         let version = match outcome {
             Ok(version) => version,
             Err(e) => {
@@ -237,27 +229,7 @@ impl<'m> Migrator<'m> {
         let Plan { expected, target } = plan;
         // As in `Migrator::step`: read again only if another connection
         // committed since the last read or our own last commit.
-        let seen = state::data_version(conn)?;
-        let unchanged = known.filter(|k| k.data_version == seen);
-        if unchanged.is_none() {
-            if let Some(watch) = watch {
-                watch.invalidate(conn)?;
-            }
-        }
-        let (current, needs_adoption, has_history) = match unchanged {
-            Some(k) => (k.version, k.needs_adoption, k.has_history),
-            None => match state::newest_verified(conn, self.migrations, true)? {
-                Some(version) => (version, false, true),
-                None => {
-                    let state = read_state(conn)?;
-                    let Verified {
-                        current,
-                        needs_adoption,
-                    } = verify(&state, self.migrations)?;
-                    (current, needs_adoption, state.history.is_some())
-                }
-            },
-        };
+        let (seen, current, needs_adoption, has_history) = self.reread(conn, watch, known)?;
         let rolled_back = if self.single_transaction {
             Outcome::AllRolledBack
         } else {
