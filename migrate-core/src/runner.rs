@@ -845,6 +845,9 @@ impl<'m> Migrator<'m> {
         watch: Option<&TableWatch>,
         known: Option<Known>,
     ) -> Result<(i64, u32, bool, bool)> {
+        if let Some(watch) = watch {
+            watch.begin(conn)?;
+        }
         let seen = state::data_version(conn)?;
         let unchanged = known.filter(|k| k.data_version == seen);
         if unchanged.is_none() {
@@ -2191,8 +2194,11 @@ fn integrity_check(
 /// [`IntegrityCheck::Changed`], which adds the tables whose schema changed
 /// (created, rebuilt, altered).
 struct TableWatch {
-    /// The tables and their SQL before the run, for `Changed`.
-    before: Option<BTreeMap<String, String>>,
+    /// Whether `Changed` needs the tables as they were before the run.
+    wants_before: bool,
+    /// The tables and their SQL before the run, for `Changed`: read at the
+    /// start of the run's first write transaction (not yet: `None`).
+    before: std::cell::RefCell<Option<BTreeMap<String, String>>>,
     /// The tables and their SQL as last read (not yet: `None`); read again
     /// only after a statement that may have changed the schema.
     schema: std::cell::RefCell<Option<BTreeMap<String, String>>>,
@@ -2249,44 +2255,53 @@ struct Seen {
 
 impl TableWatch {
     /// `keys_possible`: whether a table may have a foreign key during the
-    /// run, if known.
+    /// run, if known. With `with_schema` (for `Changed`), the tables before
+    /// the run are read at the start of its first write transaction (see
+    /// [`TableWatch::begin`]), where the run holds a lock already.
     fn start(
         conn: &mut Connection,
         with_schema: bool,
         keys_possible: Option<bool>,
     ) -> Result<Self> {
-        // The schema before the run is needed for `Changed`; for the
-        // foreign-key check alone it is read when a migration wrote a table.
-        let mut schema_replaces = false;
-        let mut triggers = BTreeSet::new();
-        let before = if with_schema {
-            let schema = tables(conn)?;
-            schema_replaces = schema.replaces;
-            triggers = schema.triggers;
-            Some(schema.tables)
-        } else {
-            None
-        };
-        let with_keys = before
-            .as_ref()
-            .map(|schema| schema.values().any(|sql| mentions_references(sql)))
-            .or(keys_possible);
         let watch = TableWatch {
-            schema: std::cell::RefCell::new(before.clone()),
-            before,
+            wants_before: with_schema,
+            before: std::cell::RefCell::new(None),
+            schema: std::cell::RefCell::new(None),
             seen: Arc::new(Mutex::new(Seen::default())),
-            foreign_keys_possible: std::cell::Cell::new(with_keys),
+            foreign_keys_possible: std::cell::Cell::new(keys_possible),
             installed: std::cell::Cell::new(false),
-            schema_replaces: std::cell::Cell::new(schema_replaces),
+            schema_replaces: std::cell::Cell::new(false),
             step_replaces: std::cell::Cell::new(false),
-            triggers: std::cell::RefCell::new(triggers),
+            triggers: std::cell::RefCell::new(BTreeSet::new()),
         };
         // Without `Changed`, and while no table can have a foreign key,
         // there is nothing to record.
-        if with_schema || with_keys != Some(false) {
+        if with_schema || keys_possible != Some(false) {
             watch.install(conn)?;
         }
         Ok(watch)
+    }
+
+    /// At the start of each write transaction, before any of its files
+    /// runs: for `Changed`, the first one reads the tables as they are
+    /// before the run (which then also tell whether a foreign key exists).
+    fn begin(&self, conn: &Connection) -> Result<()> {
+        if !self.wants_before || self.before.borrow().is_some() {
+            return Ok(());
+        }
+        let Schema {
+            tables: schema,
+            replaces,
+            triggers,
+        } = tables(conn)?;
+        self.schema_replaces.set(replaces);
+        *self.triggers.borrow_mut() = triggers;
+        self.foreign_keys_possible
+            .set(Some(schema.values().any(|sql| mentions_references(sql))));
+        *self.schema.borrow_mut() = Some(schema.clone());
+        *self.before.borrow_mut() = Some(schema);
+        lock(&self.seen).schema_changed = false;
+        Ok(())
     }
 
     /// Installs the authorizer that records the tables each statement
@@ -2527,7 +2542,8 @@ impl TableWatch {
             conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
                 .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
         }
-        let Some(before) = self.before.as_ref().filter(|_| read) else {
+        let before = self.before.borrow();
+        let Some(before) = before.as_ref().filter(|_| read) else {
             return Ok(None);
         };
         // A file that wrote sqlite_master itself may have changed any
