@@ -1557,9 +1557,10 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 struct Settings {
     writable_schema: bool,
     attached: Vec<Attached>,
-    /// The values of [`CONNECTION_PRAGMAS`], when read (those SQLite has
-    /// a value for).
-    pragmas: Vec<(&'static str, rusqlite::types::Value)>,
+    /// The values of [`CONNECTION_PRAGMAS`], then of [`DATABASE_PRAGMAS`]
+    /// for main and each attached database, when read (those SQLite has a
+    /// value for): the `PRAGMA` as it reads the setting, and the value.
+    pragmas: Vec<(String, rusqlite::types::Value)>,
     /// The databases whose journal mode the run replaced with `DELETE`:
     /// schema name and the caller's mode.
     journals: Vec<(String, String)>,
@@ -1582,9 +1583,18 @@ impl Settings {
             .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
         let attached = attached(conn)?;
         let pragmas = if pragmas {
+            let schemas = std::iter::once("main").chain(attached.iter().map(|db| db.name.as_str()));
+            let per_database = schemas.flat_map(|schema| {
+                let quoted = schema.replace('"', "\"\"");
+                DATABASE_PRAGMAS.map(|name| format!("\"{quoted}\".{name}"))
+            });
             let mut values = Vec::new();
-            for name in CONNECTION_PRAGMAS {
-                if let Some(value) = read_pragma(conn, name)? {
+            for name in CONNECTION_PRAGMAS
+                .map(str::to_owned)
+                .into_iter()
+                .chain(per_database)
+            {
+                if let Some(value) = read_pragma(conn, &name)? {
                     values.push((name, value));
                 }
             }
@@ -1608,8 +1618,25 @@ impl Settings {
         let mut first = None;
         keep(&mut first, self.restore_writable_schema(conn));
         keep(&mut first, self.restore_attached(conn));
+        let mut locking = false;
         for (name, value) in &self.pragmas {
-            keep(&mut first, restore_pragma(conn, name, value));
+            match restore_pragma(conn, name, value) {
+                Ok(restored) => locking |= restored && name.ends_with("locking_mode"),
+                Err(e) => keep(&mut first, Err(e)),
+            }
+        }
+        // Leaving EXCLUSIVE locking mode releases a database's lock only at
+        // its next access.
+        if locking {
+            for schema in
+                std::iter::once("main").chain(self.attached.iter().map(|db| db.name.as_str()))
+            {
+                let quoted = schema.replace('"', "\"\"");
+                let touched = conn
+                    .query_row(&format!("SELECT count(*) FROM \"{quoted}\".sqlite_master"), [], |_| Ok(()))
+                    .map_err(|e| Error::sqlite(format!("cannot release the lock on {schema} after putting PRAGMA locking_mode back"), e));
+                keep(&mut first, touched);
+            }
         }
         for (schema, mode) in &self.journals {
             keep(&mut first, restore_journal(conn, schema, mode));
@@ -1712,20 +1739,18 @@ fn attach_again(conn: &Connection, db: &Attached) -> Result<()> {
 }
 
 /// The connection's settings a migration file may change with `PRAGMA`
-/// and the run puts back, each lasting for the connection. (`foreign_keys`,
-/// `busy_timeout`, `writable_schema` and `journal_mode` have their own
-/// handling; `defer_foreign_keys` ends with each transaction; `temp_store`
-/// is left alone, as setting it again would drop the temporary tables;
-/// `case_sensitive_like` cannot be read.)
-const CONNECTION_PRAGMAS: [&str; 15] = [
-    "main.synchronous",
-    "main.cache_size",
-    "main.secure_delete",
+/// and the run puts back, each lasting for the connection, restored before
+/// [`DATABASE_PRAGMAS`]. (`foreign_keys`, `busy_timeout`, `writable_schema`
+/// and `journal_mode` have their own handling; `defer_foreign_keys` ends
+/// with each transaction; `count_changes` and `query_only` are refused in
+/// files; `temp_store` is set back only if a file changed it, which already
+/// dropped the temporary tables; `case_sensitive_like` cannot be read, and
+/// is told by what `LIKE` does.) Those SQLite was built without read as
+/// nothing and are skipped.
+const CONNECTION_PRAGMAS: [&str; 20] = [
     // Without a schema name: the default for the connection and every
     // database, which is what a file's plain `PRAGMA locking_mode` sets.
     "locking_mode",
-    "main.mmap_size",
-    "main.journal_size_limit",
     "wal_autocheckpoint",
     "automatic_index",
     "cell_size_check",
@@ -1735,20 +1760,57 @@ const CONNECTION_PRAGMAS: [&str; 15] = [
     "recursive_triggers",
     "reverse_unordered_selects",
     "trusted_schema",
+    "temp_store",
+    CASE_SENSITIVE_LIKE,
+    "full_column_names",
+    "short_column_names",
+    "empty_result_callbacks",
+    "read_uncommitted",
+    "analysis_limit",
+    "threads",
+    "fullfsync",
+    "checkpoint_fullfsync",
 ];
+
+/// The settings of each database (main and attached) a migration file may
+/// change with `PRAGMA schema.name = ...` (or, for some, without a schema
+/// name, which sets main's), put back as [`CONNECTION_PRAGMAS`] are.
+const DATABASE_PRAGMAS: [&str; 8] = [
+    "synchronous",
+    "cache_size",
+    "secure_delete",
+    "locking_mode",
+    "mmap_size",
+    "journal_size_limit",
+    "max_page_count",
+    "cache_spill",
+];
+
+/// `PRAGMA case_sensitive_like` cannot be read: the setting is told by
+/// whether `LIKE` tells `a` from `A`.
+const CASE_SENSITIVE_LIKE: &str = "case_sensitive_like";
 
 /// A setting's value (`None` where SQLite has none, as `mmap_size` in
 /// memory).
 fn read_pragma(conn: &Connection, name: &str) -> Result<Option<rusqlite::types::Value>> {
+    if name == CASE_SENSITIVE_LIKE {
+        // A `like()` function of the caller's may not answer: then nothing
+        // is known, and nothing is put back.
+        let sensitive = conn
+            .query_row("SELECT NOT ('a' LIKE 'A')", [], |r| r.get::<_, i64>(0))
+            .ok();
+        return Ok(sensitive.map(rusqlite::types::Value::Integer));
+    }
     conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
         .optional()
         .map_err(|e| Error::sqlite(format!("cannot read PRAGMA {name}"), e))
 }
 
-fn restore_pragma(conn: &Connection, name: &str, value: &rusqlite::types::Value) -> Result<()> {
+/// Sets a setting back if it is not `value`; returns whether it did.
+fn restore_pragma(conn: &Connection, name: &str, value: &rusqlite::types::Value) -> Result<bool> {
     use rusqlite::types::Value;
     if read_pragma(conn, name)?.as_ref() == Some(value) {
-        return Ok(());
+        return Ok(false);
     }
     let text = match value {
         // `secure_delete` reads FAST as 2, and takes 2 as ON.
@@ -1758,20 +1820,13 @@ fn restore_pragma(conn: &Connection, name: &str, value: &rusqlite::types::Value)
         Value::Text(t) => t.clone(),
         other => {
             log::warn!("PRAGMA {name} read as {other:?}: not put back");
-            return Ok(());
+            return Ok(false);
         }
     };
-    let context = || format!("cannot put PRAGMA {name} back to {text}");
     conn.query_row(&format!("PRAGMA {name} = {text}"), [], |_| Ok(()))
         .optional()
-        .map_err(|e| Error::sqlite(context(), e))?;
-    // Leaving EXCLUSIVE locking mode releases the lock only at the next
-    // access of the file.
-    if name.ends_with("locking_mode") {
-        conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |_| Ok(()))
-            .map_err(|e| Error::sqlite(context(), e))?;
-    }
-    Ok(())
+        .map_err(|e| Error::sqlite(format!("cannot put PRAGMA {name} back to {text}"), e))?;
+    Ok(true)
 }
 
 /// The attached databases (after `main` and `temp`). Without any, no
@@ -2774,17 +2829,28 @@ fn tables(conn: &Connection) -> Result<Schema> {
     Ok(schema)
 }
 
-/// Runs a migration's statements one at a time, as SQLite's parser splits
-/// them, so that a failure names the line of the statement.
-/// `rolled_back` is what a failure leaves when the migration runs in a
-/// transaction; `None` for a `no-transaction` migration.
-/// `commits`: for a `no-transaction` migration, set by a commit hook
-/// whenever SQLite commits.
-/// [`run_statements`], refusing a file that wrote the history table (which
-/// only the runner may), or made a trigger that names it (which could write
-/// it later, when the runner records a migration or another file runs):
-/// both are compared before and after the file, when the file names the
-/// table (no file can do either without naming it).
+/// Settings a migration file may not set, and why: they break the
+/// runner's own writes after the file, which record it.
+const REFUSED_PRAGMAS: [(&str, &str); 2] = [
+    (
+        "query_only",
+        "would make the database read-only to the runner as well, which records the migration \
+         after the file runs",
+    ),
+    (
+        "count_changes",
+        "(deprecated) would make every write return a row, which the runner's own writes that \
+         record the migration do not expect",
+    ),
+];
+
+/// Runs a migration file: [`run_statements`], refusing a file that wrote
+/// the history table (which only the runner may), or made a trigger that
+/// names it (which could write it later, when the runner records a
+/// migration or another file runs): both are compared before and after the
+/// file, when the file names the table (no file can do either without
+/// naming it). A `no-transaction` file that names one of
+/// [`REFUSED_PRAGMAS`] is refused before any of it runs.
 fn run_file(
     conn: &Connection,
     m: &Migration,
@@ -2797,7 +2863,11 @@ fn run_file(
     // before any of it runs (by its text: a comment naming the pragma is
     // refused too, and says where).
     if rolled_back.is_none() {
-        if let Some(at) = find_ignore_case(m.sql(), "query_only") {
+        let found = REFUSED_PRAGMAS
+            .iter()
+            .filter_map(|&(name, why)| Some((find_ignore_case(m.sql(), name)?, name, why)))
+            .min_by_key(|&(at, ..)| at);
+        if let Some((at, name, why)) = found {
             let sql = m.sql();
             let line = migrate_rules::line_of(sql, at);
             let start = sql[..at].rfind('\n').map_or(0, |n| n + 1);
@@ -2807,11 +2877,10 @@ fn run_file(
                 line,
                 statement_line: line,
                 statement: shorten(sql[start..].lines().next().unwrap_or("").trim()),
-                message: "PRAGMA query_only would make the database read-only to the runner \
-                          as well, which records the migration after the file runs; the file \
-                          runs outside a transaction, so it is refused before any of it runs: \
-                          remove the line"
-                    .to_owned(),
+                message: format!(
+                    "PRAGMA {name} {why}; the file runs outside a transaction, so it is refused \
+                     before any of it runs: remove the line"
+                ),
                 hint: Hint::None,
                 outcome: Outcome::NothingApplied,
             });
@@ -2901,6 +2970,12 @@ fn history_triggers(conn: &Connection) -> Vec<String> {
     read().unwrap_or_default()
 }
 
+/// Runs a migration's statements one at a time, as SQLite's parser splits
+/// them, so that a failure names the line of the statement.
+/// `rolled_back` is what a failure leaves when the migration runs in a
+/// transaction; `None` for a `no-transaction` migration.
+/// `commits`: for a `no-transaction` migration, set by a commit hook
+/// whenever SQLite commits.
 fn run_statements(
     conn: &Connection,
     m: &Migration,
@@ -2967,12 +3042,17 @@ fn run_statements(
                 Hint::NeedsNoTransaction,
             ));
         }
-        if assigned.is_some_and(|name| name.eq_ignore_ascii_case("query_only")) {
+        let refused = assigned.and_then(|assigned| {
+            REFUSED_PRAGMAS
+                .iter()
+                .find(|(name, _)| assigned.eq_ignore_ascii_case(name))
+        });
+        if let Some((name, why)) = refused {
             return Err(fail(
-                "PRAGMA query_only would make the database read-only to the runner as well, which \
-                 records the migration after the file runs; remove the statement (the run puts \
-                 the connection's settings back after it anyway)"
-                    .to_owned(),
+                format!(
+                    "PRAGMA {name} {why}; remove the statement (the run puts the connection's \
+                     settings back after it anyway)"
+                ),
                 Hint::None,
             ));
         }

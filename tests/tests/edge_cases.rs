@@ -2007,6 +2007,106 @@ fn a_files_exclusive_locking_mode_ends_with_the_run() {
     assert_eq!(read.unwrap(), 0);
 }
 
+/// The same with the schema name, which sets only main's mode (SQLite's
+/// docs show this form): other connections can read the database after
+/// the run, and an attached database's mode a file set ends with it too.
+#[test]
+fn a_files_schema_qualified_exclusive_locking_mode_ends_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let side = dir.path().join("side.db");
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "PRAGMA main.locking_mode = EXCLUSIVE;\nPRAGMA side.locking_mode = EXCLUSIVE;\n\
+         CREATE TABLE a (x);\nCREATE TABLE side.s (x);\n",
+    )]);
+    let mut conn = Connection::open(&path).unwrap();
+    conn.execute("ATTACH ?1 AS side", [side.to_str().unwrap()])
+        .unwrap();
+    m.migrate(&mut conn).unwrap();
+    for schema in ["main", "side"] {
+        let mode: String = conn
+            .query_row(&format!("PRAGMA {schema}.locking_mode"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "normal", "{schema}");
+    }
+    for (file, table) in [(&path, "a"), (&side, "s")] {
+        let other = Connection::open(file).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        let read = other.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+            r.get::<_, i64>(0)
+        });
+        assert_eq!(read.unwrap(), 0, "{table}");
+    }
+}
+
+/// Settings of the connection a file may set (beyond those above) are put
+/// back too: after the run, `LIKE` ignores case again, columns are named
+/// as before, the page limit is gone, and an attached database's settings
+/// are the caller's.
+#[test]
+fn more_connection_settings_of_a_file_are_put_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = dir.path().join("side.db");
+    let (_d, m) = load(&[(
+        "001_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n\
+         PRAGMA case_sensitive_like = ON;\n\
+         PRAGMA temp_store = MEMORY;\n\
+         PRAGMA max_page_count = 20;\n\
+         PRAGMA full_column_names = ON;\n\
+         PRAGMA short_column_names = OFF;\n\
+         PRAGMA cache_spill = OFF;\n\
+         PRAGMA side.max_page_count = 30;\n\
+         PRAGMA side.cache_size = 7;\n\
+         PRAGMA analysis_limit = 100;\n\
+         UPDATE users SET email = lower(email) WHERE email LIKE 'A%';\n",
+    )]);
+    let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute("ATTACH ?1 AS side", [side.to_str().unwrap()])
+        .unwrap();
+    let probes = [
+        "SELECT 'a' LIKE 'A'",
+        "PRAGMA temp_store",
+        "PRAGMA max_page_count",
+        "PRAGMA full_column_names",
+        "PRAGMA short_column_names",
+        "PRAGMA cache_spill",
+        "PRAGMA side.max_page_count",
+        "PRAGMA side.cache_size",
+        "PRAGMA analysis_limit",
+    ];
+    let read = |conn: &Connection| -> Vec<i64> {
+        probes
+            .iter()
+            .map(|p| conn.query_row(p, [], |r| r.get(0)).unwrap())
+            .collect()
+    };
+    let before = read(&conn);
+    m.migrate(&mut conn).unwrap();
+    assert_eq!(read(&conn), before, "{probes:?}");
+    conn.execute("INSERT INTO users (email) VALUES ('Alice@example.com')", [])
+        .unwrap();
+    let found: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM users WHERE email LIKE 'alice%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(found, 1, "LIKE ignores case again");
+    let email: String = conn
+        .query_row("SELECT email FROM users", [], |r| r.get("email"))
+        .unwrap();
+    assert_eq!(email, "Alice@example.com");
+    conn.execute(
+        "INSERT INTO users (email) SELECT hex(randomblob(2000)) FROM (WITH RECURSIVE n(i) AS \
+         (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) SELECT i FROM n)",
+        [],
+    )
+    .unwrap();
+}
+
 /// `PRAGMA journal_mode = OFF` without a schema name turns the journal off
 /// for attached databases too: a migration that fails after writing one is
 /// rolled back there as well.
@@ -2149,37 +2249,45 @@ fn a_trigger_that_could_write_the_history_is_refused() {
 }
 
 /// `PRAGMA query_only` in a file would keep the runner from recording the
-/// migration: it is refused before it runs, naming the file and line, in
-/// a transaction or not.
+/// migration, and `PRAGMA count_changes` would make the runner's own writes
+/// return rows: each is refused before it runs, naming the file and line,
+/// in a transaction or not, and the caller's connection keeps it off.
 #[test]
-fn query_only_in_a_file_is_refused_naming_the_line() {
-    for prefix in ["", "-- migrate:no-transaction\n"] {
-        let (_d, m) = load(&[
-            ("001_a.sql", "CREATE TABLE a (x);"),
-            (
-                "002_b.sql",
-                &format!("{prefix}CREATE TABLE b (x);\nPRAGMA main.query_only = ON;\n"),
-            ),
-        ]);
-        let mut conn = Connection::open_in_memory().unwrap();
-        m.migrate_to(&mut conn, 1).unwrap();
-        let err = m.migrate(&mut conn).unwrap_err();
-        let line = if prefix.is_empty() { 2 } else { 3 };
-        assert!(
-            matches!(err, Error::Migration { version: 2, line: l, .. } if l == line),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("PRAGMA query_only"), "{err}");
-        assert_eq!(pragma_of(&conn, "query_only"), 0);
-        // Nothing of the file ran, outside a transaction too: without the
-        // line, it runs as if the first attempt had not happened.
-        assert!(!table_exists(&conn, "b"));
-        let (_d2, fixed) = load(&[
-            ("001_a.sql", "CREATE TABLE a (x);"),
-            ("002_b.sql", &format!("{prefix}CREATE TABLE b (x);\n")),
-        ]);
-        fixed.migrate(&mut conn).unwrap();
-        assert!(table_exists(&conn, "b"));
+fn query_only_and_count_changes_in_a_file_are_refused_naming_the_line() {
+    for pragma in ["main.query_only", "count_changes"] {
+        let name = pragma.trim_start_matches("main.");
+        for prefix in ["", "-- migrate:no-transaction\n"] {
+            let (_d, m) = load(&[
+                ("001_a.sql", "CREATE TABLE a (x);"),
+                (
+                    "002_b.sql",
+                    &format!("{prefix}CREATE TABLE b (x);\nPRAGMA {pragma} = ON;\n"),
+                ),
+            ]);
+            let dir = tempfile::tempdir().unwrap();
+            let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
+            m.migrate_to(&mut conn, 1).unwrap();
+            let before = snapshot(&conn);
+            let err = m.migrate(&mut conn).unwrap_err();
+            let line = if prefix.is_empty() { 2 } else { 3 };
+            assert!(
+                matches!(err, Error::Migration { version: 2, line: l, .. } if l == line),
+                "{pragma} {prefix:?}: {err:?}"
+            );
+            assert!(err.to_string().contains(&format!("PRAGMA {name}")), "{err}");
+            assert_eq!(pragma_of(&conn, name), 0);
+            // Nothing of the file ran, outside a transaction too: without
+            // the line, it runs as if the first attempt had not happened.
+            assert_eq!(snapshot(&conn), before, "{pragma} {prefix:?}");
+            let (_d2, fixed) = load(&[
+                ("001_a.sql", "CREATE TABLE a (x);"),
+                ("002_b.sql", &format!("{prefix}CREATE TABLE b (x);\n")),
+            ]);
+            fixed.migrate(&mut conn).unwrap();
+            assert!(table_exists(&conn, "b"));
+            // The caller's own writes work as before.
+            conn.execute("INSERT INTO b VALUES (1)", []).unwrap();
+        }
     }
 }
 
