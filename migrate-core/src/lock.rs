@@ -27,22 +27,31 @@ use crate::migration::Migrations;
 /// `None` to leave the file alone), with no other `append` or
 /// `replace_released_checksum` in between: each takes an exclusive lock on
 /// the lock file itself first. The file is written in place (through a
-/// symbolic link, keeping its permissions and owner), and when the new
-/// text only adds lines, as `append` does, only those are written, in one
-/// write: a build reading the file meanwhile sees whole lines (and reads
-/// again if the last one is not whole yet). `create`: make the file if
-/// there is none.
+/// symbolic link, keeping its permissions and owner). Builds read it
+/// without that lock, so no state of the file on the way may read as fewer
+/// released versions: when the new text only adds lines, as `append`
+/// does, only those are written, in one write (a reader reads again if the
+/// last line is not whole yet); otherwise the new text is written over the
+/// old from the start, and only then is the file cut to its length (a
+/// reader meanwhile sees lines of both, which do not parse or do not
+/// match, and reads again). `create`: make the file if there is none (not
+/// through a symbolic link to nothing: see
+/// [`migrate_rules::dangling_lock`]).
 fn update(dir: &Path, create: bool, change: impl FnOnce() -> Result<Option<String>>) -> Result<()> {
-    use std::io::{Read, Write};
+    use std::io::{Read, Seek, SeekFrom, Write};
     let path = dir.join(LOCK_FILE_NAME);
     let fail = |what: &str, e: std::io::Error| Error::Source {
         dir: dir.display().to_string(),
         problems: vec![format!("{LOCK_FILE_NAME}: cannot {what}: {e}")],
     };
+    if let Some(dangling) = migrate_rules::dangling_lock(dir) {
+        return Err(source_error(dir, &[dangling]));
+    }
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create(create)
+        .truncate(false)
         .open(&path)
     {
         Ok(file) => file,
@@ -59,10 +68,12 @@ fn update(dir: &Path, create: bool, change: impl FnOnce() -> Result<Option<Strin
         return Ok(());
     };
     let written = match text.strip_prefix(old.as_str()) {
+        // The read left the position at the end.
         Some(added) => file.write_all(added.as_bytes()),
         None => file
-            .set_len(0)
-            .and_then(|()| file.write_all(text.as_bytes())),
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.set_len(text.len() as u64)),
     };
     written
         .and_then(|()| file.sync_all())

@@ -30,7 +30,7 @@ mod lexer;
 mod lock;
 
 pub use lexer::{keywords, line_of, pragma_assignment, skip_trivia};
-pub use lock::{LockEntry, LockFile, LOCK_FILE_NAME};
+pub use lock::{dangling_lock, LockEntry, LockFile, LOCK_FILE_NAME};
 
 /// The largest version a migration can have: `PRAGMA user_version` is a
 /// signed 32-bit integer.

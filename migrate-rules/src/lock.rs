@@ -107,25 +107,36 @@ impl LockFile {
 
     /// Reads `dir/migrate.lock`; `Ok(None)` when there is none.
     ///
+    /// A writer changes the file while holding a lock that readers do not
+    /// take: a text that does not parse, and is not what the previous read
+    /// gave, is read again, briefly. (Every state a writer passes through
+    /// either parses as the old or the new lock, or does not parse, or
+    /// lists a checksum no file has: never as fewer released versions.)
+    ///
     /// # Errors
     ///
-    /// An unreadable or malformed lock file.
+    /// An unreadable or malformed lock file, or one that is a symbolic link
+    /// to nothing (a lock that cannot be read protects nothing).
     pub fn read(dir: &Path) -> Result<Option<(LockFile, String)>, RuleError> {
         let path = dir.join(LOCK_FILE_NAME);
         let mut tries = 0;
+        let mut previous: Option<String> = None;
         loop {
             match std::fs::read_to_string(&path) {
                 Ok(text) => match LockFile::parse(&text) {
-                    // Writers add whole lines, each ending with a newline:
-                    // a last line without one that does not parse may be
-                    // one being written right now. Read again, briefly.
-                    Err(_) if !text.is_empty() && !text.ends_with('\n') && tries < 5 => {
+                    Err(_) if tries < 5 && previous.as_deref() != Some(text.as_str()) => {
                         tries += 1;
+                        previous = Some(text);
                         std::thread::sleep(std::time::Duration::from_millis(20));
                     }
                     parsed => return Ok(Some((parsed?, text))),
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return match dangling_lock(dir) {
+                        Some(dangling) => Err(dangling),
+                        None => Ok(None),
+                    }
+                }
                 Err(e) => {
                     return Err(RuleError {
                         file: LOCK_FILE_NAME.to_owned(),
@@ -230,4 +241,27 @@ fn line_for(m: &LoadedMigration) -> String {
         m.up.file_name,
         hex(&m.up.contents.checksum)
     )
+}
+
+/// The error for a `dir/migrate.lock` that is a symbolic link to a file
+/// that does not exist, if it is one. Such a lock (kept elsewhere, and
+/// moved, or not checked out) must not read as "no lock", and must not be
+/// created again from the files as they are now.
+pub fn dangling_lock(dir: &Path) -> Option<RuleError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let link = std::fs::symlink_metadata(&path).ok()?;
+    if !link.file_type().is_symlink() || path.exists() {
+        return None;
+    }
+    let target =
+        std::fs::read_link(&path).map_or_else(|_| "a file".to_owned(), |t| t.display().to_string());
+    Some(RuleError {
+        file: LOCK_FILE_NAME.to_owned(),
+        line: None,
+        message: format!(
+            "the lock file is a symbolic link to {target}, which does not exist: restore the file \
+             it points to (a lock that cannot be read protects no released migration), or \
+             remove the link if the lock is no longer kept there"
+        ),
+    })
 }

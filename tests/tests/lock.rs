@@ -355,3 +355,104 @@ fn append_writes_the_lock_file_in_place() {
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!missing.exists());
 }
+
+/// A lock kept elsewhere behind a symbolic link whose target is gone
+/// (moved, not checked out) is an error, not "no lock": an edited released
+/// migration does not load, and `append` does not make a new lock from the
+/// edited file.
+#[cfg(unix)]
+#[test]
+fn a_lock_that_is_a_symbolic_link_to_nothing_is_an_error() {
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+    ]);
+    let shared = tempfile::tempdir().unwrap();
+    let target = shared.path().join("migrate.lock");
+    fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("migrate.lock")).unwrap();
+    assert_eq!(lock::append(dir.path()).unwrap(), [1, 2]);
+    fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (x, y);").unwrap();
+    assert!(matches!(
+        Migrations::from_dir(dir.path()),
+        Err(Error::Source { .. })
+    ));
+
+    fs::remove_file(&target).unwrap();
+    let err = Migrations::from_dir(dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Source { .. })
+            && text.contains("migrate.lock")
+            && text.contains("symbolic link"),
+        "{text}"
+    );
+    let appended = lock::append(dir.path());
+    assert!(
+        matches!(&appended, Err(Error::Source { .. })),
+        "{appended:?}"
+    );
+    assert!(
+        !target.exists(),
+        "append made a new lock at the link's target"
+    );
+    assert!(lock::replace_released_checksum(dir.path(), 1).is_err());
+    assert!(!target.exists());
+}
+
+/// `replace_released_checksum` rewrites the lock while builds read it
+/// without taking its lock: no read may see fewer released versions (an
+/// empty or cut lock), so an edited released migration never loads
+/// meanwhile.
+#[test]
+fn a_reader_never_sees_the_lock_shrink_while_a_checksum_is_replaced() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+    ]);
+    lock::append(dir.path()).unwrap();
+    // Version 1 is edited: every load must refuse it, whatever happens to
+    // the line of version 2.
+    fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (x, y);").unwrap();
+    assert!(Migrations::from_dir(dir.path()).is_err());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (Arc::clone(&stop), dir.path().to_owned());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Version 2 fixed by hand and the lock told so, renamed
+                // too (the line's length changes), and back.
+                let (from, to) = if n.is_multiple_of(2) {
+                    ("002_b.sql", "002_bee.sql")
+                } else {
+                    ("002_bee.sql", "002_b.sql")
+                };
+                fs::rename(path.join(from), path.join(to)).unwrap();
+                lock::replace_released_checksum(&path, 2).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let started = Instant::now();
+    let mut reads = 0;
+    let mut loaded = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        reads += 1;
+        if Migrations::from_dir(dir.path()).is_ok() {
+            loaded += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let replaced = writer.join().unwrap();
+    assert!(replaced > 10, "only {replaced} replacements");
+    assert_eq!(
+        loaded, 0,
+        "{loaded} of {reads} loads accepted the edited released 001_a.sql while the lock was \
+         rewritten {replaced} times"
+    );
+}

@@ -91,6 +91,27 @@ fn make_dangling_dir(_project: &Path) -> bool {
     false
 }
 
+/// Creates `<project>/dangling_lock/` with a released migration that was
+/// edited, and a `migrate.lock` that is a symbolic link to a lock that is
+/// not there (kept elsewhere, moved or not checked out).
+#[cfg(unix)]
+fn make_dangling_lock_dir(project: &Path) -> bool {
+    let dir = project.join("dangling_lock");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("001_a.sql"), "CREATE TABLE a (x, y);\n").unwrap();
+    // Relative, so that the message does not depend on the target directory.
+    std::os::unix::fs::symlink("../shared/migrate.lock", dir.join("migrate.lock")).unwrap();
+    true
+}
+
+#[cfg(not(unix))]
+fn make_dangling_lock_dir(_project: &Path) -> bool {
+    false
+}
+
 #[test]
 fn rule_violations_are_compile_errors() {
     let project = target_dir()
@@ -105,6 +126,9 @@ fn rule_violations_are_compile_errors() {
     cases.compile_fail("ui/*.rs");
     if make_dangling_dir(&project) {
         cases.compile_fail("ui/dangling/dangling_link.rs");
+    }
+    if make_dangling_lock_dir(&project) {
+        cases.compile_fail("ui/dangling_lock/dangling_lock.rs");
     }
     if make_unreadable_dir(&project) {
         cases.compile_fail("ui/unreadable/unreadable_file.rs");
