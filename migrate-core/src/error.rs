@@ -255,14 +255,21 @@ impl fmt::Debug for Error {
 /// What to do about [`Error::UnknownVersion`].
 fn unknown_version_advice(latest: u32, name: Option<&str>) -> String {
     const RUN_IT: &str = "run that build, or restore a backup made for this one";
+    let version = u64::from(latest) + 1;
     match name {
-        Some(name) => format!(
-            ": version {} (named \"{name}\" in the database's history) is not among this \
-             program's migrations; if its file was deleted or renamed, restore it (an applied \
-             migration must stay); if the database was migrated by a newer build of the \
-             program, {RUN_IT}",
-            u64::from(latest) + 1
-        ),
+        Some(name) => {
+            // A `<version>.sql` file has no name to record.
+            let named = if name.is_empty() {
+                format!("the file {version}.sql, or with leading zeros, by its history")
+            } else {
+                format!("named \"{name}\" in the database's history")
+            };
+            format!(
+                ": version {version} ({named}) is not among this program's migrations; if its \
+                 file was deleted or renamed, restore it (an applied migration must stay); if the \
+                 database was migrated by a newer build of the program, {RUN_IT}"
+            )
+        }
         None => format!("; it was migrated by a newer build of the program: {RUN_IT}"),
     }
 }

@@ -208,18 +208,15 @@ impl fmt::Display for Report {
             .map(|(_, a)| a.version.to_string().len())
             .max()
             .unwrap_or(1);
+        // Padding counts characters.
         let name_width = lines
             .clone()
-            .map(|(_, a)| a.name.len())
+            .map(|(_, a)| shown(a).chars().count())
             .max()
             .unwrap_or(0)
             .max(4);
         for (verb, a) in lines {
-            let name = if a.name.is_empty() {
-                &a.file_name
-            } else {
-                &a.name
-            };
+            let name = shown(a);
             writeln!(
                 f,
                 "{verb} {:>width$}  {:<name_width$}  {:>9.1} ms",
@@ -303,5 +300,15 @@ impl fmt::Display for Status {
             write!(f, "; problem: {problem}")?;
         }
         Ok(())
+    }
+}
+
+/// The name a report shows for a migration: a `<version>.sql` file has
+/// none, and is shown by its file name.
+fn shown(a: &Applied) -> &str {
+    if a.name.is_empty() {
+        &a.file_name
+    } else {
+        &a.name
     }
 }

@@ -243,7 +243,7 @@ impl Migrations {
     /// [`Error::Incomplete`], or [`Error::Sqlite`] if the database cannot be
     /// read.
     pub fn verify(&self, conn: &Connection) -> Result<()> {
-        let state = read_state_snapshot(conn).map_err(|e| with_path(e, conn))?;
+        let state = read_state_snapshot(conn).map_err(|e| read_error(e, conn))?;
         verify(&state, self).map(|_| ())
     }
 
@@ -254,8 +254,28 @@ impl Migrations {
     ///
     /// [`Error::Sqlite`] if the database cannot be read.
     pub fn status(&self, conn: &Connection) -> Result<Status> {
-        let state = read_state_snapshot(conn).map_err(|e| with_path(e, conn))?;
+        let state = read_state_snapshot(conn).map_err(|e| read_error(e, conn))?;
         Ok(Status::new(state, self))
+    }
+}
+
+/// The error of [`Migrations::verify`] or [`Migrations::status`], which
+/// wait for a lock only as long as the connection's own busy timeout: say
+/// so when that was not enough.
+fn read_error(e: Error, conn: &Connection) -> Error {
+    match with_path(e, conn) {
+        Error::Sqlite { mut context, cause } if is_busy(&cause) => {
+            let waited = conn
+                .query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0))
+                .map_or_else(|_| String::new(), |ms| format!(" ({ms} ms)"));
+            context.push_str(&format!(
+                "; another connection held a lock on the database (a write being committed) for \
+                 longer than this connection's busy timeout{waited}: retry, or raise it with \
+                 `Connection::busy_timeout`"
+            ));
+            Error::Sqlite { context, cause }
+        }
+        e => e,
     }
 }
 
@@ -489,15 +509,25 @@ impl<'m> Migrator<'m> {
                 .filter_map(|v| self.migrations.get(v))
                 .find(|m| m.no_transaction())
             {
+                let v = m.version();
+                // The steps that get there, from where the database is.
+                let before = if v - 1 > current {
+                    format!("to version {} in one transaction, then ", v - 1)
+                } else {
+                    String::new()
+                };
+                let after = if target > v {
+                    format!(", then to version {target} in one transaction")
+                } else {
+                    String::new()
+                };
                 return Err(Error::Target {
                     target,
                     reason: format!(
-                        "migration {} ({}) runs outside a transaction, so the pending migrations \
-                         cannot all run in one: turn single_transaction off, or migrate to version \
-                         {} first",
-                        m.version(),
+                        "migration {v} ({}) runs outside a transaction, so the pending migrations \
+                         cannot all run in one: turn single_transaction off, or go in steps with \
+                         `migrate_to`: {before}to version {v} with single_transaction off{after}",
                         m.file_name(),
-                        m.version() - 1
                     ),
                 });
             }

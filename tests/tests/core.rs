@@ -1581,3 +1581,161 @@ fn foreign_key_check_does_not_blame_a_migration_for_untouched_tables() {
     m.migrate(&mut conn).unwrap();
     assert_eq!(count(&conn, "tags"), 1);
 }
+
+/// A report's durations line up, also when a `<version>.sql` file (shown by
+/// its file name, having no name) is longer than the other names.
+#[test]
+fn report_durations_line_up_with_version_only_file_names() {
+    let (_d, m) = load(&[
+        ("001.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let text = m.migrate(&mut conn).unwrap().to_string();
+    let ends: Vec<usize> = text
+        .lines()
+        .filter(|l| l.starts_with("applied "))
+        .map(str::len)
+        .collect();
+    assert_eq!(ends.len(), 2, "{text}");
+    assert_eq!(ends[0], ends[1], "the columns do not line up:\n{text}");
+    assert!(text.contains("001.sql"), "{text}");
+}
+
+/// `single_transaction` with a pending `no-transaction` migration is
+/// refused with steps that can be followed from where the database is
+/// (never "migrate to" the version it is at, nor to version 0).
+#[test]
+fn the_single_transaction_refusal_gives_steps_that_can_be_followed() {
+    // The refusal's text, checked to be `Error::Target`.
+    let refusal = |m: &Migrations, conn: &mut Connection| {
+        let err = m
+            .migrator()
+            .single_transaction(true)
+            .migrate(conn)
+            .unwrap_err();
+        assert!(matches!(err, Error::Target { .. }), "{err}");
+        err.to_string()
+    };
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+        ("003_vacuum.sql", "-- migrate:no-transaction\nVACUUM;"),
+        ("004_c.sql", "CREATE TABLE c (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let text = refusal(&m, &mut conn);
+    assert!(
+        text.contains(
+            "to version 2 in one transaction, then to version 3 with single_transaction off, \
+             then to version 4 in one transaction"
+        ),
+        "{text}"
+    );
+    m.migrate_to(&mut conn, 2).unwrap();
+    let text = refusal(&m, &mut conn);
+    assert!(
+        text.contains("`migrate_to`: to version 3 with single_transaction off, then to version 4"),
+        "{text}"
+    );
+    assert!(!text.contains("to version 2"), "{text}");
+    // Following the steps works.
+    m.migrate_to(&mut conn, 3).unwrap();
+    m.migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap();
+    assert_eq!(user_version(&conn), 4);
+
+    // A new database whose migration 1 is no-transaction.
+    let (_d, m) = load(&[
+        (
+            "001_wal.sql",
+            "-- migrate:no-transaction\nPRAGMA user_version;",
+        ),
+        ("002_a.sql", "CREATE TABLE a (x);"),
+    ]);
+    let text = refusal(&m, &mut Connection::open_in_memory().unwrap());
+    assert!(!text.contains("version 0"), "{text}");
+    assert!(
+        text.contains("to version 1 with single_transaction off, then to version 2"),
+        "{text}"
+    );
+}
+
+/// A `user_version` set by hand above the history's newest row is reported
+/// as disagreeing with the history (both values), not blamed on a newer
+/// build, whichever build looks.
+#[test]
+fn user_version_above_the_history_is_inconsistent_not_a_newer_build() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_b.sql", "CREATE TABLE b (x);"),
+        ("003_c.sql", "CREATE TABLE c (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 2).unwrap();
+    conn.execute_batch("PRAGMA user_version = 5").unwrap();
+    let before = snapshot(&conn);
+    for err in [
+        m.verify(&conn).unwrap_err(),
+        m.migrate(&mut conn).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, Error::Inconsistent { .. }), "{text}");
+        assert!(!text.contains("newer build"), "{text}");
+        assert!(
+            text.contains("user_version is 5") && text.contains("newest applied version is 2"),
+            "{text}"
+        );
+    }
+    assert_eq!(snapshot(&conn), before);
+}
+
+/// `UnknownVersion` for a version whose file was `<version>.sql` (recorded
+/// without a name) names the file to look for.
+#[test]
+fn an_unknown_version_of_a_version_only_file_is_named_by_its_file() {
+    let (_n, newer) = load(&[
+        ("001.sql", "CREATE TABLE a (x);"),
+        ("002.sql", "CREATE TABLE b (x);"),
+    ]);
+    let (_o, older) = load(&[("001.sql", "CREATE TABLE a (x);")]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    newer.migrate(&mut conn).unwrap();
+    let err = older.verify(&conn).unwrap_err();
+    assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("named \"\""), "{text}");
+    assert!(text.contains("2.sql"), "{text}");
+}
+
+/// `verify` and `status` wait only as long as the connection's busy
+/// timeout; when another connection holds a lock longer, the error says so
+/// and what to do.
+#[test]
+fn verify_on_a_locked_database_says_another_connection_holds_it() {
+    let (_d, m) = load(&[("001_a.sql", "CREATE TABLE a (x);")]);
+    let db = tempfile::tempdir().unwrap();
+    let path = db.path().join("app.db");
+    let mut writer = Connection::open(&path).unwrap();
+    m.migrate(&mut writer).unwrap();
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; INSERT INTO a VALUES (1);")
+        .unwrap();
+    let reader = Connection::open(&path).unwrap();
+    reader.busy_timeout(Duration::from_millis(50)).unwrap();
+    for text in [
+        m.verify(&reader).unwrap_err().to_string(),
+        m.status(&reader).unwrap_err().to_string(),
+    ] {
+        assert!(
+            text.contains("another connection held a lock on the database")
+                && text.contains("busy timeout (50 ms)")
+                && text.contains("retry"),
+            "{text}"
+        );
+    }
+    writer.execute_batch("COMMIT").unwrap();
+    m.verify(&reader).unwrap();
+}
