@@ -503,34 +503,8 @@ impl<'m> Migrator<'m> {
                 latest: target,
             });
         }
-        if self.single_transaction {
-            let first = current.saturating_add(1);
-            if let Some(m) = (first..=target)
-                .filter_map(|v| self.migrations.get(v))
-                .find(|m| m.no_transaction())
-            {
-                let v = m.version();
-                // The steps that get there, from where the database is.
-                let before = if v - 1 > current {
-                    format!("to version {} in one transaction, then ", v - 1)
-                } else {
-                    String::new()
-                };
-                let after = if target > v {
-                    format!(", then to version {target} in one transaction")
-                } else {
-                    String::new()
-                };
-                return Err(Error::Target {
-                    target,
-                    reason: format!(
-                        "migration {v} ({}) runs outside a transaction, so the pending migrations \
-                         cannot all run in one: turn single_transaction off, or go in steps with \
-                         `migrate_to`: {before}to version {v} with single_transaction off{after}",
-                        m.file_name(),
-                    ),
-                });
-            }
+        if let Some(refused) = self.single_transaction_refusal(current, target) {
+            return Err(refused);
         }
 
         // `PRAGMA foreign_keys` through the C interface: no statement to
@@ -937,6 +911,13 @@ impl<'m> Migrator<'m> {
         if current >= target {
             return Ok((Step::Done(current), seen));
         }
+        // Checked before the run from the version it read then; another
+        // connection may have reverted the database since, which brings a
+        // `no-transaction` migration into the one transaction: refuse it
+        // (the caller rolls back), nothing done.
+        if let Some(refused) = self.single_transaction_refusal(current, target) {
+            return Err(refused);
+        }
         let pending: Vec<&'m Migration> = (current + 1..=target)
             .filter_map(|v| self.migrations.get(v))
             .collect();
@@ -1007,6 +988,39 @@ impl<'m> Migrator<'m> {
             Step::Commit(last.version())
         };
         Ok((next, seen))
+    }
+
+    /// In single-transaction mode, the refusal of a run whose pending
+    /// migrations (above `current`, up to `target`) include a
+    /// `no-transaction` one, with the steps that get there.
+    fn single_transaction_refusal(&self, current: u32, target: u32) -> Option<Error> {
+        if !self.single_transaction {
+            return None;
+        }
+        let m = (current.saturating_add(1)..=target)
+            .filter_map(|v| self.migrations.get(v))
+            .find(|m| m.no_transaction())?;
+        let v = m.version();
+        // The steps that get there, from where the database is.
+        let before = if v - 1 > current {
+            format!("to version {} in one transaction, then ", v - 1)
+        } else {
+            String::new()
+        };
+        let after = if target > v {
+            format!(", then to version {target} in one transaction")
+        } else {
+            String::new()
+        };
+        Some(Error::Target {
+            target,
+            reason: format!(
+                "migration {v} ({}) runs outside a transaction, so the pending migrations cannot \
+                 all run in one: turn single_transaction off, or go in steps with `migrate_to`: \
+                 {before}to version {v} with single_transaction off{after}",
+                m.file_name(),
+            ),
+        })
     }
 
     fn adopt(&self, conn: &Connection, version: u32) -> Result<()> {

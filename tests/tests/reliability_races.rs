@@ -645,3 +645,73 @@ fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
         .unwrap();
     assert_eq!(logged, 1);
 }
+
+/// A `single_transaction` run is checked for `no-transaction` migrations
+/// from the version its first read found. If another instance reverts the
+/// database before the run's write lock, a `no-transaction` migration
+/// comes into the one transaction: the run is refused then, nothing done,
+/// rather than committed in pieces with `user_version` behind the history.
+#[test]
+fn a_single_transaction_run_refuses_a_no_transaction_file_a_concurrent_revert_brings_in() {
+    install_interleave_logger();
+    let files = [
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        ("002_b.sql", "CREATE TABLE b (x);\n"),
+        ("002_b.down.sql", "DROP TABLE b;\n"),
+        (
+            "003_c.sql",
+            "-- migrate:no-transaction\nCREATE TABLE c (x);\nINSERT INTO c VALUES (1);\n",
+        ),
+        ("003_c.down.sql", "DROP TABLE c;\n"),
+        ("004_d.sql", "CREATE TABLE d (x);\n"),
+        ("004_d.down.sql", "DROP TABLE d;\n"),
+        ("005_e.sql", "CREATE TABLE e (x);\n"),
+    ];
+    for wal in [false, true] {
+        let dir = migrations_dir(&files);
+        let migrations = Migrations::from_dir(dir.path()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let mut conn = open_journal(&db, wal);
+        migrations.migrate_to(&mut conn, 4).unwrap();
+        // Right after this run's first read (5 pending, none of them
+        // `no-transaction`), another instance reverts to version 1.
+        let (other_db, other_dir) = (db.clone(), dir.path().to_owned());
+        HOOK.with(|hook| {
+            *hook.borrow_mut() = Some((
+                "database at version 4 verified",
+                Box::new(move || {
+                    let other = Migrations::from_dir(&other_dir).unwrap();
+                    other.migrate_to(&mut open(&other_db), 1).unwrap();
+                }),
+            ));
+        });
+        let result = migrations
+            .migrator()
+            .single_transaction(true)
+            .migrate(&mut conn);
+        assert!(
+            HOOK.with(|hook| hook.borrow().is_none()),
+            "wal={wal}: the other instance did not run"
+        );
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, Error::Target { .. }) && err.to_string().contains("migration 3"),
+            "wal={wal}: {err}"
+        );
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1, "wal={wal}: nothing done after the revert");
+        migrations.verify(&conn).unwrap();
+        // The steps the error gives work.
+        migrations.migrate_to(&mut conn, 2).unwrap();
+        migrations.migrate_to(&mut conn, 3).unwrap();
+        migrations
+            .migrator()
+            .single_transaction(true)
+            .migrate(&mut conn)
+            .unwrap();
+        assert_eq!(integrity(&conn), "ok");
+    }
+}
