@@ -487,6 +487,13 @@ impl Error {
             context.push_str(
                 "; the file is not a SQLite database (or is encrypted or corrupt); check the path",
             );
+        } else if needs_recovery(&cause) {
+            context.push_str(
+                "; a write interrupted by a crash left a journal (or a WAL) that must be rolled \
+                 back before the database can be read, and only a read-write connection can: \
+                 open the database read-write once (any read does it), then read-only again; \
+                 nothing is damaged",
+            );
         } else if is_read_only(&cause) {
             context.push_str("; the database is read-only; open it read-write to migrate");
         }
@@ -542,6 +549,16 @@ pub(crate) fn with_path(e: Error, conn: &rusqlite::Connection) -> Error {
 
 fn is_not_a_database(e: &rusqlite::Error) -> bool {
     matches!(code(e), Some(rusqlite::ErrorCode::NotADatabase))
+}
+
+/// A read-only connection found a hot journal, or a WAL to recover.
+fn needs_recovery(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK
+                || f.extended_code == rusqlite::ffi::SQLITE_READONLY_RECOVERY
+    )
 }
 
 fn is_read_only(e: &rusqlite::Error) -> bool {

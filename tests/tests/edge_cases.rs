@@ -2308,3 +2308,55 @@ fn a_query_only_connection_is_told_about_query_only() {
     );
     assert_eq!(snapshot(&conn), before);
 }
+
+/// A write interrupted by a crash leaves a hot journal, which only a
+/// read-write connection can roll back: `verify` and `status` on a
+/// read-only connection say so (not "open it read-write to migrate"), and
+/// work once any read-write connection has opened the database.
+#[test]
+fn verify_read_only_after_a_crash_mid_write_says_what_to_do() {
+    let (_d, m) = load(&[(
+        "001_t.sql",
+        "CREATE TABLE t (x TEXT);\nINSERT INTO t VALUES ('a');\n",
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    m.migrate(&mut Connection::open(&db).unwrap()).unwrap();
+    // A writer in the middle of a big transaction (its cache too small to
+    // hold it: pages reach the file, the journal holds the originals); the
+    // files as they are now are what a crash leaves.
+    let writer = Connection::open(&db).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA cache_size = 2; BEGIN; INSERT INTO t WITH RECURSIVE n(i) AS (SELECT 1 \
+             UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT hex(randomblob(100)) FROM n;",
+        )
+        .unwrap();
+    let crashed = dir.path().join("crashed.db");
+    std::fs::copy(&db, &crashed).unwrap();
+    std::fs::copy(
+        dir.path().join("app.db-journal"),
+        dir.path().join("crashed.db-journal"),
+    )
+    .unwrap();
+    writer.execute_batch("ROLLBACK").unwrap();
+    let ro = || {
+        Connection::open_with_flags(&crashed, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    };
+    for text in [
+        m.verify(&ro()).unwrap_err().to_string(),
+        m.status(&ro()).unwrap_err().to_string(),
+    ] {
+        assert!(
+            text.contains("interrupted by a crash") && text.contains("read-write once"),
+            "{text}"
+        );
+        assert!(!text.contains("to migrate"), "{text}");
+    }
+    m.verify(&Connection::open(&crashed).unwrap()).unwrap();
+    m.verify(&ro()).unwrap();
+    let rows: i64 = ro()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the interrupted write was rolled back");
+}
