@@ -1298,15 +1298,40 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
         return Ok(None); // in memory or temporary
     };
-    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
-        return Ok(None);
+    // The file's length and page size as of now: SQLite reads the page
+    // size from the file when a read transaction starts (another process
+    // may have made the database since this connection last looked, with
+    // another page size), and while the transaction holds its read lock no
+    // other connection changes the file, except a WAL checkpoint that
+    // writes whole pages: a length that is not whole pages is read again
+    // after a pause before it is believed.
+    // (A database damaged so that its schema cannot be read is measured
+    // without the transaction.)
+    let now = |conn: &Connection| -> Result<(u64, u64)> {
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| Error::sqlite("cannot read page_size", e))?;
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        Ok((len, u64::try_from(page_size).unwrap_or(0)))
     };
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(|e| Error::sqlite("cannot read page_size", e))?;
-    let page_size = u64::try_from(page_size).unwrap_or(0);
+    let measure = || {
+        state::snapshot(conn, |conn| {
+            conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |_| Ok(()))
+                .map_err(|e| Error::sqlite("cannot read the schema", e))?;
+            now(conn)
+        })
+        .or_else(|_| now(conn))
+    };
     // SQLite reads a file of 0 or 1 byte as an empty database.
-    if len > 1 && page_size > 0 && len % page_size != 0 {
+    let cut = |(len, page_size): (u64, u64)| len > 1 && page_size > 0 && len % page_size != 0;
+    let (len, page_size) = match measure() {
+        Ok(measured) if cut(measured) => {
+            std::thread::sleep(Duration::from_millis(20));
+            measure()?
+        }
+        measured => measured?,
+    };
+    if cut((len, page_size)) {
         return Ok(Some(Error::sqlite(
             format!(
                 "the database file {path} is {len} bytes, not a whole number of {page_size}-byte \

@@ -715,3 +715,69 @@ fn a_single_transaction_run_refuses_a_no_transaction_file_a_concurrent_revert_br
         assert_eq!(integrity(&conn), "ok");
     }
 }
+
+/// Two instances with `page_size(1024)` start on a new, empty file. This
+/// one read the file empty; the other creates the database (1,024-byte
+/// pages) just before this one checks that the file is a whole number of
+/// pages. The check reads the page size the file has now, not the 4,096
+/// this connection had for the empty file: no "cut short or damaged"
+/// error for a healthy database.
+#[test]
+fn a_database_another_instance_creates_with_small_pages_is_not_called_cut_short() {
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        ("002_b.sql", "CREATE TABLE b (x);\n"),
+        ("003_c.sql", "CREATE TABLE c (x);\n"),
+    ]);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    for wal in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let mut conn = Connection::open(&db).unwrap();
+        // Right after this run's reads of the empty file (the statement
+        // after them reads the journal mode), the other instance creates
+        // the database and applies version 1.
+        let done = Arc::new(AtomicBool::new(false));
+        let (other_db, other_dir, other_done) =
+            (db.clone(), dir.path().to_owned(), Arc::clone(&done));
+        conn.trace_v2(
+            TraceEventCodes::SQLITE_TRACE_PROFILE,
+            Some(move |event: TraceEvent<'_>| {
+                let TraceEvent::Profile(stmt, _) = event else {
+                    return;
+                };
+                if stmt.sql().contains("journal_mode") && !other_done.swap(true, Ordering::SeqCst) {
+                    let other = Migrations::from_dir(&other_dir).unwrap();
+                    let mut migrator = other.migrator().page_size(1024).target(1);
+                    if wal {
+                        migrator = migrator.journal_mode(migrate_core::JournalMode::Wal);
+                    }
+                    migrator.migrate(&mut open(&other_db)).unwrap();
+                }
+            }),
+        )
+        .unwrap();
+        let mut migrator = migrations.migrator().page_size(1024);
+        if wal {
+            migrator = migrator.journal_mode(migrate_core::JournalMode::Wal);
+        }
+        let report = migrator.migrate(&mut conn);
+        conn.trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)
+            .unwrap();
+        assert!(
+            done.load(Ordering::SeqCst),
+            "wal={wal}: the other instance did not run"
+        );
+        let report = report.unwrap();
+        assert_eq!(report.version(), 3, "wal={wal}");
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, 1024, "wal={wal}");
+        migrations.verify(&conn).unwrap();
+        assert_eq!(integrity(&conn), "ok");
+    }
+}
