@@ -805,6 +805,7 @@ impl<'m> Migrator<'m> {
                     if !self.wait_for_incomplete(&e, started, &mut polls) {
                         return Err(e);
                     }
+                    self.poll_incomplete(conn, &e, started, &mut polls);
                     // Read everything again once it is done.
                     known = None;
                 }
@@ -833,6 +834,18 @@ impl<'m> Migrator<'m> {
         *polls += 1;
         std::thread::sleep(pause);
         true
+    }
+
+    /// After [`Migrator::wait_for_incomplete`]'s first pause: wait on with
+    /// reads, which take no write lock (the `no-transaction` migration that
+    /// other instance runs may need it: SQLite does not wait for it on some
+    /// journal-mode changes), until the migration is no longer marked
+    /// started or the wait is over. The write transaction after it reads
+    /// and decides again.
+    fn poll_incomplete(&self, conn: &Connection, e: &Error, started: Instant, polls: &mut u32) {
+        while state::has_started(conn).unwrap_or(false)
+            && self.wait_for_incomplete(e, started, polls)
+        {}
     }
 
     /// At the start of a write transaction: the database's version, whether
@@ -3158,26 +3171,46 @@ fn run_statements(
                 ))
             }
         };
-        let changes = conn.total_changes();
-        if let Some(commits) = commits {
-            commits.store(false, std::sync::atomic::Ordering::Relaxed);
-        }
-        let mut rows = stmt.raw_query();
-        loop {
-            match rows.next() {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    // In autocommit mode, a statement that fails part way
-                    // (`OR FAIL`, `RAISE(FAIL)`) keeps what it wrote: SQLite
-                    // committed it.
-                    drop(rows);
-                    let kept = conn.total_changes() != changes
-                        || commits.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-                    if conn.is_autocommit() && kept {
-                        committed.set(true);
+        // Outside any transaction, a statement SQLite refused a lock
+        // without waiting for it (as it does for some journal-mode changes
+        // while another connection holds the write lock) changed nothing
+        // and is run again, until the connection's busy timeout (the run's
+        // lock timeout) from its first try.
+        let autocommit = conn.is_autocommit();
+        let first_try = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut timeout = None;
+        'retry: loop {
+            let changes = conn.total_changes();
+            if let Some(commits) = commits {
+                commits.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            let mut rows = stmt.raw_query();
+            loop {
+                match rows.next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break 'retry,
+                    Err(e) => {
+                        // In autocommit mode, a statement that fails part
+                        // way (`OR FAIL`, `RAISE(FAIL)`) keeps what it
+                        // wrote: SQLite committed it.
+                        drop(rows);
+                        let kept = conn.total_changes() != changes
+                            || commits
+                                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+                        if conn.is_autocommit() && kept {
+                            committed.set(true);
+                        }
+                        if !in_transaction && autocommit && conn.is_autocommit() && !kept {
+                            let timeout = *timeout.get_or_insert_with(|| busy_timeout(conn));
+                            if is_busy(&e) && first_try.elapsed() + pause < timeout {
+                                std::thread::sleep(pause);
+                                pause = (pause * 2).min(Duration::from_millis(50));
+                                continue 'retry;
+                            }
+                        }
+                        return Err(fail(sqlite_message(&e), hint_for(&e)));
                     }
-                    return Err(fail(sqlite_message(&e), hint_for(&e)));
                 }
             }
         }
@@ -3191,6 +3224,14 @@ fn run_statements(
             committed.set(true);
         }
     }
+}
+
+/// The connection's busy timeout (zero if it cannot be read).
+fn busy_timeout(conn: &Connection) -> Duration {
+    conn.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0))
+        .ok()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map_or(Duration::ZERO, Duration::from_millis)
 }
 
 /// Where in `text` (the whole input of the batch) SQLite located a prepare

@@ -286,6 +286,18 @@ fn complete(conn: &Connection, newest: u32) -> Result<bool> {
 }
 
 /// `PRAGMA data_version`: changes when another connection commits.
+/// Whether a `no-transaction` migration is marked started (a read, which
+/// takes no write lock: another instance running that migration may need
+/// it).
+pub(crate) fn has_started(conn: &Connection) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main._migrate_history WHERE state = 'started')",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| Error::sqlite("cannot read the history", e))
+}
+
 pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
     conn.prepare_cached("PRAGMA data_version")
         .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))

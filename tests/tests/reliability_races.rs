@@ -781,3 +781,63 @@ fn a_database_another_instance_creates_with_small_pages_is_not_called_cut_short(
         assert_eq!(integrity(&conn), "ok");
     }
 }
+
+/// A `no-transaction` file that switches the journal to WAL (what such a
+/// file is for) while another connection holds the write lock for a
+/// moment (another instance polling, the application itself): SQLite
+/// refuses that switch the lock without waiting, and the run tries it
+/// again up to the lock timeout instead of failing at once and leaving the
+/// migration marked started.
+#[test]
+fn a_no_transaction_journal_mode_switch_waits_for_a_short_write_lock() {
+    install_interleave_logger();
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        (
+            "002_wal.sql",
+            "-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
+        ),
+        ("003_b.sql", "CREATE TABLE b (x);\n"),
+    ]);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = open(&db);
+    migrations.migrate_to(&mut conn, 1).unwrap();
+    // Another connection takes the write lock just as the file starts,
+    // and keeps it 300 ms.
+    let holder_db = db.clone();
+    let holder = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let holder_slot = holder.clone();
+    HOOK.with(|hook| {
+        *hook.borrow_mut() = Some((
+            "applying migration 2 (002_wal.sql) outside a transaction",
+            Box::new(move || {
+                let (taken, is_taken) = std::sync::mpsc::channel();
+                *holder_slot.borrow_mut() = Some(std::thread::spawn(move || {
+                    let other = open(&holder_db);
+                    other
+                        .execute_batch("BEGIN IMMEDIATE; SELECT count(*) FROM a;")
+                        .unwrap();
+                    taken.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(300));
+                    other.execute_batch("COMMIT").unwrap();
+                }));
+                is_taken.recv().unwrap();
+            }),
+        ));
+    });
+    let result = migrations
+        .migrator()
+        .lock_timeout(Duration::from_secs(10))
+        .migrate(&mut conn);
+    let holder = holder.borrow_mut().take();
+    holder.expect("the hook did not run").join().unwrap();
+    let report = result.unwrap();
+    assert_eq!(report.version(), 3);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    migrations.verify(&conn).unwrap();
+}

@@ -203,6 +203,7 @@ impl<'m> Migrator<'m> {
                     if !self.wait_for_incomplete(&e, started, &mut polls) {
                         return Err(e);
                     }
+                    self.poll_incomplete(conn, &e, started, &mut polls);
                     known = None;
                 }
             }
