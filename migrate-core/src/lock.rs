@@ -33,8 +33,9 @@ use crate::migration::Migrations;
 /// does, only those are written, in one write (a reader reads again if the
 /// last line is not whole yet); otherwise the new text is written over the
 /// old from the start, and only then is the file cut to its length (a
-/// reader meanwhile sees lines of both, which do not parse or do not
-/// match, and reads again). `create`: make the file if there is none (not
+/// reader meanwhile sees lines of both: a text that does not parse, which
+/// it reads again, or, rarely, a checksum no file has, an error of the
+/// build that the next one does not have). `create`: make the file if there is none (not
 /// through a symbolic link to nothing: see
 /// [`migrate_rules::dangling_lock`]).
 fn update(dir: &Path, create: bool, change: impl FnOnce() -> Result<Option<String>>) -> Result<()> {

@@ -259,6 +259,10 @@ impl Migrations {
     }
 }
 
+/// How the error of a run that applied its migrations, and then could not
+/// put a setting of the connection back, begins.
+const AFTER_RUN: &str = "the run migrated the database to version";
+
 /// The error of [`Migrations::verify`] or [`Migrations::status`], which
 /// wait for a lock only as long as the connection's own busy timeout: say
 /// so when that was not enough.
@@ -385,7 +389,10 @@ impl<'m> Migrator<'m> {
         let result = self
             .migrate_with_timeout(conn, target, started)
             .map_err(|e| match e {
-                Error::Sqlite { ref cause, .. } if is_busy(cause) => Error::Locked {
+                Error::Sqlite {
+                    ref cause,
+                    ref context,
+                } if is_busy(cause) && !context.starts_with(AFTER_RUN) => Error::Locked {
                     timeout: self.lock_timeout,
                 },
                 e => e,
@@ -514,21 +521,20 @@ impl<'m> Migrator<'m> {
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
         // The files the run may execute: the up files above the database's
         // version, or the down files of the versions to revert.
-        let pending = if target < current {
-            Mentions::of_any(
-                (target.saturating_add(1)..=current)
-                    .filter_map(|v| self.migrations.get(v))
-                    .filter_map(Migration::down_sql),
-            )
+        let files: Vec<&str> = if target < current {
+            (target.saturating_add(1)..=current)
+                .filter_map(|v| self.migrations.get(v))
+                .filter_map(Migration::down_sql)
+                .collect()
         } else {
-            Mentions::of_any(
-                (current.saturating_add(1)..=target)
-                    .filter_map(|v| self.migrations.get(v))
-                    .map(Migration::sql),
-            )
+            (current.saturating_add(1)..=target)
+                .filter_map(|v| self.migrations.get(v))
+                .map(Migration::sql)
+                .collect()
         };
+        let pending = Mentions::of_any(files.iter().copied());
         // What a file may change on the connection and the run puts back.
-        let settings = Settings::capture(conn, pending.pragma)?;
+        let settings = Settings::capture(conn, pending.pragma.then_some(&files[..]))?;
         let mut restore_error = None;
         if foreign_keys {
             if let Err(e) = set_foreign_keys(conn, false) {
@@ -565,6 +571,12 @@ impl<'m> Migrator<'m> {
             restore_error.get_or_insert(e);
         }
         match (result, restore_error) {
+            // Applied, and then a setting could not be put back: say both
+            // (not `Locked`, which would say the migrations did not run).
+            (Ok(report), Some(Error::Sqlite { context, cause })) => Err(Error::Sqlite {
+                context: format!("{AFTER_RUN} {}, but {context}", report.version()),
+                cause,
+            }),
             (Ok(_), Some(e)) => Err(e),
             (result, Some(e)) => {
                 // The run's own error says more; this one is not lost.
@@ -1013,25 +1025,36 @@ impl<'m> Migrator<'m> {
         let m = (current.saturating_add(1)..=target)
             .filter_map(|v| self.migrations.get(v))
             .find(|m| m.no_transaction())?;
-        let v = m.version();
-        // The steps that get there, from where the database is.
-        let before = if v - 1 > current {
-            format!("to version {} in one transaction, then ", v - 1)
-        } else {
-            String::new()
-        };
-        let after = if target > v {
-            format!(", then to version {target} in one transaction")
-        } else {
-            String::new()
-        };
+        // The steps that get there, from where the database is: each run
+        // of ordinary migrations in one transaction, each `no-transaction`
+        // one alone.
+        let mut steps = Vec::new();
+        let mut batch_end = None;
+        for m in (current.saturating_add(1)..=target).filter_map(|v| self.migrations.get(v)) {
+            if m.no_transaction() {
+                if let Some(end) = batch_end.take() {
+                    steps.push(format!("to version {end} in one transaction"));
+                }
+                steps.push(format!(
+                    "to version {} with single_transaction off",
+                    m.version()
+                ));
+            } else {
+                batch_end = Some(m.version());
+            }
+        }
+        if let Some(end) = batch_end {
+            steps.push(format!("to version {end} in one transaction"));
+        }
         Some(Error::Target {
             target,
             reason: format!(
-                "migration {v} ({}) runs outside a transaction, so the pending migrations cannot \
+                "migration {} ({}) runs outside a transaction, so the pending migrations cannot \
                  all run in one: turn single_transaction off, or go in steps with `migrate_to`: \
-                 {before}to version {v} with single_transaction off{after}",
+                 {}",
+                m.version(),
                 m.file_name(),
+                steps.join(", then ")
             ),
         })
     }
@@ -1327,36 +1350,48 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
         Ok((len, u64::try_from(page_size).unwrap_or(0)))
     };
-    let measure = || {
-        state::snapshot(conn, |conn| {
+    // Without waiting for a lock: the run waits for one once, for its
+    // write transaction. Another connection writing the database now (it
+    // holds a lock that keeps readers out) is not one cut short: no check.
+    let measure = || -> Result<Option<(u64, u64)>> {
+        let waits = busy_timeout(conn);
+        conn.busy_timeout(Duration::ZERO)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        let read = state::snapshot(conn, |conn| {
             conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |_| Ok(()))
                 .map_err(|e| Error::sqlite("cannot read the schema", e))?;
             now(conn)
-        })
-        .or_else(|_| now(conn))
+        });
+        conn.busy_timeout(waits)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        match read {
+            Ok(measured) => Ok(Some(measured)),
+            Err(e) if is_lock_error(&e) => Ok(None),
+            Err(_) => now(conn).map(Some),
+        }
     };
     // SQLite reads a file of 0 or 1 byte as an empty database.
     let cut = |(len, page_size): (u64, u64)| len > 1 && page_size > 0 && len % page_size != 0;
-    let (len, page_size) = match measure() {
-        Ok(measured) if cut(measured) => {
+    let measured = match measure()? {
+        Some(measured) if cut(measured) => {
             std::thread::sleep(Duration::from_millis(20));
             measure()?
         }
-        measured => measured?,
+        measured => measured,
     };
-    if cut((len, page_size)) {
-        return Ok(Some(Error::sqlite(
-            format!(
-                "the database file {path} is {len} bytes, not a whole number of {page_size}-byte \
-                 pages: it was cut short or damaged; nothing was applied: restore a backup"
-            ),
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                None,
-            ),
-        )));
-    }
-    Ok(None)
+    let Some((len, page_size)) = measured.filter(|&m| cut(m)) else {
+        return Ok(None);
+    };
+    Ok(Some(Error::sqlite(
+        format!(
+            "the database file {path} is {len} bytes, not a whole number of {page_size}-byte \
+             pages: it was cut short or damaged; nothing was applied: restore a backup"
+        ),
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        ),
+    )))
 }
 
 /// Whether the run failed waiting for another connection's lock.
@@ -1646,6 +1681,10 @@ struct Settings {
     /// The databases whose journal mode the run replaced with `DELETE`:
     /// schema name and the caller's mode.
     journals: Vec<(String, String)>,
+    /// The caller's connection had `PRAGMA count_changes` on (every write
+    /// then returns a row, which the runner's own writes do not take): off
+    /// for the run, on again after.
+    count_changes: bool,
 }
 
 /// An attached database (after `main` and `temp`).
@@ -1658,24 +1697,32 @@ struct Attached {
 }
 
 impl Settings {
-    /// `pragmas`: whether a file the run may execute says `PRAGMA`.
-    fn capture(conn: &Connection, pragmas: bool) -> Result<Self> {
+    /// `files`: the files the run may execute, when one says `PRAGMA`: the
+    /// settings they name are read (reading some takes a lock, and reads
+    /// of the others cost time).
+    fn capture(conn: &Connection, files: Option<&[&str]>) -> Result<Self> {
         let writable_schema = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
             .map_err(|e| Error::sqlite("cannot read PRAGMA writable_schema", e))?;
         let attached = attached(conn)?;
-        let pragmas = if pragmas {
+        let pragmas = if let Some(files) = files {
+            let named = |name: &str| files.iter().any(|sql| contains_ignore_case(sql, name));
             let schemas = std::iter::once("main").chain(attached.iter().map(|db| db.name.as_str()));
-            let per_database = schemas.flat_map(|schema| {
-                let quoted = schema.replace('"', "\"\"");
-                DATABASE_PRAGMAS.map(|name| format!("\"{quoted}\".{name}"))
-            });
-            let mut values = Vec::new();
-            for name in CONNECTION_PRAGMAS
-                .map(str::to_owned)
+            let per_database = DATABASE_PRAGMAS
                 .into_iter()
-                .chain(per_database)
-            {
+                .filter(|name| named(name))
+                .flat_map(|name| {
+                    schemas.clone().map(move |schema| {
+                        let quoted = schema.replace('"', "\"\"");
+                        format!("\"{quoted}\".{name}")
+                    })
+                });
+            let connection = CONNECTION_PRAGMAS
+                .into_iter()
+                .filter(|name| named(name))
+                .map(str::to_owned);
+            let mut values = Vec::new();
+            for name in connection.chain(per_database) {
                 if let Some(value) = read_pragma(conn, &name)? {
                     values.push((name, value));
                 }
@@ -1684,13 +1731,22 @@ impl Settings {
         } else {
             Vec::new()
         };
+        let count_changes =
+            read_pragma(conn, "count_changes")? == Some(rusqlite::types::Value::Integer(1));
         // Last: nothing after it can fail and leave the modes switched.
         let journals = with_rollback_journal(conn, &attached)?;
+        // (Should this fail, the run's first write says so.)
+        if count_changes {
+            if let Err(e) = conn.execute_batch("PRAGMA count_changes = OFF") {
+                log::warn!("cannot turn PRAGMA count_changes off for the run: {e}");
+            }
+        }
         Ok(Settings {
             writable_schema,
             attached,
             pragmas,
             journals,
+            count_changes,
         })
     }
 
@@ -1722,6 +1778,13 @@ impl Settings {
         }
         for (schema, mode) in &self.journals {
             keep(&mut first, restore_journal(conn, schema, mode));
+        }
+        if self.count_changes {
+            keep(
+                &mut first,
+                conn.execute_batch("PRAGMA count_changes = ON")
+                    .map_err(|e| Error::sqlite("cannot put PRAGMA count_changes back on", e)),
+            );
         }
         first.map_or(Ok(()), Err)
     }
@@ -1893,6 +1956,26 @@ fn restore_pragma(conn: &Connection, name: &str, value: &rusqlite::types::Value)
     use rusqlite::types::Value;
     if read_pragma(conn, name)?.as_ref() == Some(value) {
         return Ok(false);
+    }
+    // `cache_spill` reads as the number of pages the cache holds before it
+    // spills (the larger of the cache's size and the spill size), or 0 when
+    // off; written as a number, it becomes the spill size, which would then
+    // no longer follow the cache's size. Put the flag back on with the
+    // default spill size (1), and the number only if that reads otherwise
+    // (the caller had set a larger one).
+    if name.ends_with("cache_spill") && *value != Value::Integer(0) {
+        let set = |text: &str| {
+            conn.query_row(&format!("PRAGMA {name} = {text}"), [], |_| Ok(()))
+                .optional()
+                .map_err(|e| Error::sqlite(format!("cannot put PRAGMA {name} back to {text}"), e))
+        };
+        set("1")?;
+        if read_pragma(conn, name)?.as_ref() != Some(value) {
+            if let Value::Integer(pages) = value {
+                set(&pages.to_string())?;
+            }
+        }
+        return Ok(true);
     }
     let text = match value {
         // `secure_delete` reads FAST as 2, and takes 2 as ON.
@@ -2942,13 +3025,25 @@ fn run_file(
 ) -> Result<()> {
     // Outside a transaction, a refusal at the statement would come after
     // the statements before it were applied for good: refuse the file
-    // before any of it runs (by its text: a comment naming the pragma is
-    // refused too, and says where).
+    // before any of it runs, by its text (each `PRAGMA <name> =` or `(`,
+    // in a comment too, which the error then points at).
     if rolled_back.is_none() {
-        let found = REFUSED_PRAGMAS
-            .iter()
-            .filter_map(|&(name, why)| Some((find_ignore_case(m.sql(), name)?, name, why)))
-            .min_by_key(|&(at, ..)| at);
+        let sql = m.sql();
+        let mut from = 0;
+        let found = loop {
+            let Some(at) = find_ignore_case(&sql[from..], "pragma").map(|at| at + from) else {
+                break None;
+            };
+            let refused = migrate_rules::pragma_assignment(sql, at).and_then(|assigned| {
+                REFUSED_PRAGMAS
+                    .iter()
+                    .find(|(name, _)| assigned.eq_ignore_ascii_case(name))
+            });
+            if let Some(&(name, why)) = refused {
+                break Some((at, name, why));
+            }
+            from = at + "pragma".len();
+        };
         if let Some((at, name, why)) = found {
             let sql = m.sql();
             let line = migrate_rules::line_of(sql, at);

@@ -285,7 +285,6 @@ fn complete(conn: &Connection, newest: u32) -> Result<bool> {
     }
 }
 
-/// `PRAGMA data_version`: changes when another connection commits.
 /// Whether a `no-transaction` migration is marked started (a read, which
 /// takes no write lock: another instance running that migration may need
 /// it).
@@ -298,6 +297,7 @@ pub(crate) fn has_started(conn: &Connection) -> Result<bool> {
     .map_err(|e| Error::sqlite("cannot read the history", e))
 }
 
+/// `PRAGMA data_version`: changes when another connection commits.
 pub(crate) fn data_version(conn: &Connection) -> Result<i64> {
     conn.prepare_cached("PRAGMA data_version")
         .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))

@@ -1739,3 +1739,45 @@ fn verify_on_a_locked_database_says_another_connection_holds_it() {
     writer.execute_batch("COMMIT").unwrap();
     m.verify(&reader).unwrap();
 }
+
+/// With two `no-transaction` migrations pending, the refusal's steps, taken
+/// one by one as written, reach the target.
+#[test]
+fn the_single_transaction_refusal_steps_reach_the_target_past_two_no_transaction_files() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);"),
+        ("002_vacuum.sql", "-- migrate:no-transaction\nVACUUM;"),
+        ("003_b.sql", "CREATE TABLE b (x);"),
+        ("004_c.sql", "CREATE TABLE c (x);"),
+        ("005_vacuum.sql", "-- migrate:no-transaction\nVACUUM;"),
+        ("006_d.sql", "CREATE TABLE d (x);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    m.migrate_to(&mut conn, 1).unwrap();
+    let text = m
+        .migrator()
+        .single_transaction(true)
+        .migrate(&mut conn)
+        .unwrap_err()
+        .to_string();
+    let steps = text
+        .split("`migrate_to`: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no steps: {text}"));
+    assert_eq!(
+        steps,
+        "to version 2 with single_transaction off, then to version 4 in one transaction, then \
+         to version 5 with single_transaction off, then to version 6 in one transaction"
+    );
+    for step in steps.split(", then ") {
+        let words: Vec<&str> = step.split(' ').collect();
+        let version: u32 = words[2].parse().unwrap();
+        let single = step.ends_with("in one transaction");
+        m.migrator()
+            .single_transaction(single)
+            .target(version)
+            .migrate(&mut conn)
+            .unwrap_or_else(|e| panic!("step {step:?}: {e}"));
+    }
+    assert_eq!(user_version(&conn), 6);
+}

@@ -2360,3 +2360,104 @@ fn verify_read_only_after_a_crash_mid_write_says_what_to_do() {
         .unwrap();
     assert_eq!(rows, 1, "the interrupted write was rolled back");
 }
+
+/// A `no-transaction` file changes the page size (what such files are
+/// for) and never mentions `cache_spill`: afterwards the caller's
+/// connection must behave like any connection to the database, not keep a
+/// spill threshold computed from the old page size.
+#[test]
+fn a_page_size_change_does_not_leave_a_cache_spill_the_caller_never_set() {
+    let (_d, m) = load(&[
+        (
+            "001_a.sql",
+            "CREATE TABLE a (x);\nINSERT INTO a VALUES (1);\n",
+        ),
+        (
+            "002_pages.sql",
+            "-- migrate:no-transaction\nPRAGMA page_size = 8192;\nVACUUM;\n",
+        ),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = Connection::open(&db).unwrap();
+    m.migrate(&mut conn).unwrap();
+    let spill =
+        |c: &Connection| -> i64 { c.query_row("PRAGMA cache_spill", [], |r| r.get(0)).unwrap() };
+    let fresh = Connection::open(&db).unwrap();
+    fresh
+        .query_row("SELECT count(*) FROM a", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 8192);
+    assert_eq!(
+        spill(&conn),
+        spill(&fresh),
+        "cache_spill of the migrated connection vs a fresh one"
+    );
+}
+
+/// A file that turns `cache_spill` off: after the run, the caller lowers
+/// its cache (as it may at any time) and the spill threshold must follow,
+/// as it did before the run.
+#[test]
+fn cache_spill_is_put_back_as_it_was_not_pinned_to_a_number() {
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        "PRAGMA cache_spill = OFF;\nCREATE TABLE a (x);\n",
+    )]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(tmp.path().join("app.db")).unwrap();
+    let mut untouched = Connection::open(tmp.path().join("other.db")).unwrap();
+    m.migrate(&mut conn).unwrap();
+    // The same migration without the PRAGMA line.
+    let (_d2, plain) = load(&[("001_a.sql", "CREATE TABLE a (x);\n")]);
+    plain.migrate(&mut untouched).unwrap();
+    let after_shrink = |c: &Connection| -> i64 {
+        c.execute_batch("PRAGMA cache_size = 10").unwrap();
+        c.query_row("PRAGMA cache_spill", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(
+        after_shrink(&conn),
+        after_shrink(&untouched),
+        "cache_spill after PRAGMA cache_size = 10"
+    );
+}
+
+/// A connection with the deprecated `count_changes` on (a legacy program)
+/// migrates (the run turns it off for itself), and has it on again after.
+#[test]
+fn a_caller_connection_with_count_changes_on_migrates() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        (
+            "002_b.sql",
+            "-- migrate:no-transaction\nCREATE TABLE b (x);\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA count_changes = ON").unwrap();
+    let report = m.migrate(&mut conn).unwrap();
+    assert_eq!(report.version(), 2);
+    assert_eq!(pragma_of(&conn, "count_changes"), 1);
+    m.verify(&conn).unwrap();
+}
+
+/// The README: "Setting `PRAGMA query_only` or the deprecated `PRAGMA
+/// count_changes` is refused in any file". This file sets neither.
+#[test]
+fn a_no_transaction_file_with_a_column_named_count_changes_is_not_refused() {
+    let (_d, m) = load(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        (
+            "002_stats.sql",
+            "-- migrate:no-transaction\n\
+             CREATE TABLE stats (day TEXT PRIMARY KEY, count_changes INTEGER NOT NULL);\n\
+             VACUUM;\n",
+        ),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    let result = m.migrate(&mut conn);
+    assert!(result.is_ok(), "{}", result.unwrap_err());
+}

@@ -841,3 +841,194 @@ fn a_no_transaction_journal_mode_switch_waits_for_a_short_write_lock() {
     assert_eq!(mode, "wal");
     migrations.verify(&conn).unwrap();
 }
+
+/// Runs `run` on `conn` while another connection takes an exclusive lock
+/// on `locked` as soon as a statement of `conn` whose SQL `after` accepts
+/// has finished, and holds it for `hold`: the run's result, and how long
+/// it took.
+fn with_a_lock_taken_after<T>(
+    conn: &mut Connection,
+    locked: &std::path::Path,
+    after: fn(&str) -> bool,
+    hold: Duration,
+    run: impl FnOnce(&mut Connection) -> T,
+) -> (T, Duration) {
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    let fired = Arc::new(AtomicBool::new(false));
+    let (holder_tx, holder_rx) = mpsc::channel::<std::thread::JoinHandle<()>>();
+    let (path, hook_fired) = (locked.to_owned(), Arc::clone(&fired));
+    conn.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(move |event: TraceEvent<'_>| {
+            let TraceEvent::Profile(stmt, _) = event else {
+                return;
+            };
+            if after(&stmt.sql()) && !hook_fired.swap(true, Ordering::SeqCst) {
+                let (taken, is_taken) = mpsc::channel();
+                let path = path.clone();
+                let holder = std::thread::spawn(move || {
+                    let other = Connection::open(&path).unwrap();
+                    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                    taken.send(()).unwrap();
+                    std::thread::sleep(hold);
+                    other.execute_batch("ROLLBACK").unwrap();
+                });
+                is_taken.recv().unwrap();
+                holder_tx.send(holder).unwrap();
+            }
+        }),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let result = run(conn);
+    let elapsed = started.elapsed();
+    conn.trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)
+        .unwrap();
+    assert!(
+        fired.load(Ordering::SeqCst),
+        "the other connection did not run"
+    );
+    holder_rx.recv().unwrap().join().unwrap();
+    (result, elapsed)
+}
+
+/// Another process takes the database's lock just after this run's first
+/// read, and keeps it: the run fails with `Locked` after the lock timeout,
+/// not after twice the lock timeout (the check that the file is whole
+/// pages, between the two, does not wait for it). Also for a database
+/// that needs the full read (no history table yet), locked right after
+/// the start-up check.
+#[test]
+fn a_lock_taken_after_the_first_read_is_waited_once_not_twice() {
+    let timeout = Duration::from_secs(1);
+    // (files, the database before the run, the statement after which the
+    // lock is taken)
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        fn(&str) -> bool,
+    );
+    let cases: [Case; 2] = [
+        (
+            &[
+                ("001_a.sql", "CREATE TABLE a (x);\n"),
+                ("002_b.sql", "CREATE TABLE b (x);\n"),
+            ],
+            "migrated to version 1",
+            // The statement after the run's reads reads the journal mode.
+            |sql| sql.contains("journal_mode"),
+        ),
+        (
+            &[("001_a.sql", "CREATE TABLE a (x);\n")],
+            "CREATE TABLE t (x); PRAGMA user_version = 1;",
+            // The start-up check ends with its read transaction's COMMIT.
+            |sql| sql.trim() == "COMMIT",
+        ),
+    ];
+    for (files, before, after) in cases {
+        let (_d, m) = load(files);
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let mut conn = Connection::open(&db).unwrap();
+        if before.starts_with("migrated") {
+            m.migrate_to(&mut conn, 1).unwrap();
+        } else {
+            conn.execute_batch(before).unwrap();
+        }
+        let (result, elapsed) =
+            with_a_lock_taken_after(&mut conn, &db, after, 5 * timeout / 2, |conn| {
+                m.migrator().lock_timeout(timeout).migrate(conn)
+            });
+        assert!(
+            matches!(result, Err(Error::Locked { .. })),
+            "{before}: {result:?}"
+        );
+        assert!(
+            elapsed < timeout + Duration::from_millis(700),
+            "{before}: Locked after {elapsed:?}, with a lock timeout of {timeout:?}"
+        );
+    }
+}
+
+/// After the commit, another process holds the database's lock: the
+/// settings the file changed are put back without waiting for it.
+#[test]
+fn a_committed_migration_is_not_reported_as_locked_by_the_settings_restore() {
+    let (result, version) = committed_then_locked("app.db", false, "defer_foreign_keys = ON");
+    assert_eq!(version, 1);
+    result.unwrap();
+}
+
+/// The same when the database locked after the commit is one the caller
+/// attached, which the run never used.
+#[test]
+fn an_attached_database_locked_after_the_commit_does_not_fail_the_run() {
+    let (result, version) = committed_then_locked("side.db", true, "defer_foreign_keys = ON");
+    assert_eq!(version, 1);
+    result.unwrap();
+}
+
+/// Runs a migration whose file sets `PRAGMA <pragma>` while, from its
+/// integrity check on, another process holds an exclusive lock on
+/// `locked`: the result and `user_version` after it.
+fn committed_then_locked(
+    locked: &str,
+    attach: bool,
+    pragma: &str,
+) -> (Result<migrate_core::Report, Error>, i64) {
+    let (_d, m) = load(&[(
+        "001_a.sql",
+        &format!("PRAGMA {pragma};\nCREATE TABLE a (x);\n"),
+    )]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let side = tmp.path().join("side.db");
+    Connection::open(&side)
+        .unwrap()
+        .execute_batch("CREATE TABLE s (x);")
+        .unwrap();
+    let mut conn = Connection::open(&db).unwrap();
+    if attach {
+        conn.execute("ATTACH ?1 AS side", [side.to_str().unwrap()])
+            .unwrap();
+    }
+    let timeout = Duration::from_millis(500);
+    let (result, _) = with_a_lock_taken_after(
+        &mut conn,
+        &tmp.path().join(locked),
+        |sql| sql.contains("integrity_check"),
+        4 * timeout,
+        |conn| m.migrator().lock_timeout(timeout).migrate(conn),
+    );
+    (result, user_version(&conn))
+}
+
+/// A setting the file changed that cannot be put back after the commit
+/// (reading `max_page_count` takes a lock another process holds): the
+/// error says the migration was applied, and is not `Locked`, which says
+/// it did not run.
+#[test]
+fn a_setting_that_cannot_be_put_back_after_the_commit_says_the_run_applied() {
+    let (result, version) = committed_then_locked("app.db", false, "max_page_count = 1000000");
+    assert_eq!(version, 1);
+    let err = result.unwrap_err();
+    assert!(!matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("the run migrated the database to version 1, but"),
+        "{err}"
+    );
+}
+
+fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Migrations) {
+    let dir = migrations_dir(files);
+    let migrations = Migrations::from_dir(dir.path()).unwrap();
+    (dir, migrations)
+}
+
+fn user_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
