@@ -620,7 +620,6 @@ impl<'m> Migrator<'m> {
             empty,
             pending,
         } = start;
-        check_whole_pages(conn)?;
         if new_database {
             self.new_database_settings(conn)?;
         }
@@ -780,12 +779,14 @@ impl<'m> Migrator<'m> {
         started: Instant,
     ) -> Result<u32> {
         let mut polls = 0;
+        let mut first = true;
         // `known`: the state as the last read or step left it, with `PRAGMA
         // data_version` then. Another connection's commit changes
         // data_version (our own do not); if it did not change, the state is
         // what we read or committed and need not be read again.
         loop {
             begin_immediate(conn, self.lock_timeout)?;
+            first_transaction(conn, &mut first)?;
             let step = self.step(conn, target, foreign_keys, watch, known, applied, adopted);
             match step {
                 Ok((Step::Commit(version), seen)) => {
@@ -1318,6 +1319,20 @@ fn cut_short(conn: &Connection, e: Error) -> Error {
     }
 }
 
+/// At the start of the run's first write transaction (`first`: whether
+/// this is it), where SQLite has just read the file's header and no other
+/// connection writes it: the file is a whole number of pages. Rolls back
+/// and fails otherwise.
+fn first_transaction(conn: &Connection, first: &mut bool) -> Result<()> {
+    if std::mem::take(first) {
+        if let Err(e) = check_whole_pages(conn) {
+            rollback(conn);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// A database file is a whole number of pages. A file cut short inside its
 /// last page reads as zeros there, and SQLite notices only when it reads
 /// those cells, after a migration was written onto it: refuse it first.
@@ -1354,6 +1369,11 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     // write transaction. Another connection writing the database now (it
     // holds a lock that keeps readers out) is not one cut short: no check.
     let measure = || -> Result<Option<(u64, u64)>> {
+        // In the run's write transaction, which read the header when it
+        // began, and keeps other writers out.
+        if !conn.is_autocommit() {
+            return now(conn).map(Some);
+        }
         let waits = busy_timeout(conn);
         conn.busy_timeout(Duration::ZERO)
             .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;

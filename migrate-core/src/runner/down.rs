@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{
-    at_end_of, begin_immediate, check_whole_pages, commit, finish_watch, foreign_key_check,
+    at_end_of, begin_immediate, commit, finish_watch, first_transaction, foreign_key_check,
     integrity_check, load_edited_schema, ms, rollback, run_file, set_user_version, HistoryTable,
     Known, Mentions, Migrator, Start, TableWatch,
 };
@@ -112,7 +112,6 @@ impl<'m> Migrator<'m> {
             new_database: _,
             pending: _,
         } = start;
-        check_whole_pages(conn)?;
         let mentioned = self
             .to_revert(from, target)
             .filter_map(Migration::down_sql)
@@ -183,8 +182,10 @@ impl<'m> Migrator<'m> {
         started: Instant,
     ) -> Result<u32> {
         let mut polls = 0;
+        let mut first = true;
         loop {
             begin_immediate(conn, self.lock_timeout)?;
+            first_transaction(conn, &mut first)?;
             match self.revert_step(conn, plan, foreign_keys, watch, known, reverted, adopted) {
                 Ok((version, seen)) => {
                     commit(conn, self.lock_timeout)?;
