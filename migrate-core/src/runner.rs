@@ -533,8 +533,27 @@ impl<'m> Migrator<'m> {
                 .collect()
         };
         let pending = Mentions::of_any(files.iter().copied());
-        // What a file may change on the connection and the run puts back.
-        let settings = Settings::capture(conn, pending.pragma.then_some(&files[..]))?;
+        // What a file may change on the connection and the run puts back:
+        // the settings the files name that the run may execute, also
+        // those below the version read now (another instance may revert
+        // the database before the write lock), and every setting of an
+        // attached database when a file says DETACH (attached again, it
+        // would have SQLite's defaults).
+        let reachable: Vec<&str> = if target < current {
+            files
+        } else {
+            (1..=target)
+                .filter_map(|v| self.migrations.get(v))
+                .map(Migration::sql)
+                .collect()
+        };
+        let reachable: Vec<&str> = reachable
+            .into_iter()
+            .filter(|sql| {
+                contains_ignore_case(sql, "pragma") || contains_ignore_case(sql, "detach")
+            })
+            .collect();
+        let settings = Settings::capture(conn, (!reachable.is_empty()).then_some(&reachable[..]))?;
         let mut restore_error = None;
         if foreign_keys {
             if let Err(e) = set_foreign_keys(conn, false) {
@@ -621,6 +640,9 @@ impl<'m> Migrator<'m> {
             pending,
         } = start;
         if new_database {
+            // Before the settings of a new database write its header (the
+            // first write transaction checks again).
+            check_whole_pages(conn)?;
             self.new_database_settings(conn)?;
         }
         // What was applied, turned into the report's owned rows at the end:
@@ -1681,9 +1703,10 @@ fn set_foreign_keys(conn: &Connection, on: bool) -> Result<()> {
 
 /// Connection settings a migration file may change, put back after the run
 /// (also after a failure): a database it attached, or one of the caller's
-/// it detached or replaced, `PRAGMA writable_schema`, and, when a file the
-/// run may execute says `PRAGMA`, the connection's settings in
-/// [`CONNECTION_PRAGMAS`]. (`PRAGMA journal_mode`, which only a
+/// it detached or replaced, `PRAGMA writable_schema`, and those of the
+/// settings in [`CONNECTION_PRAGMAS`] and [`DATABASE_PRAGMAS`] that a file
+/// the run may execute names (see [`Settings::capture`]). (`PRAGMA
+/// journal_mode`, which only a
 /// `no-transaction` file may change, is put back after that file.) Read
 /// through the C interface where SQLite has one.
 ///
@@ -1717,9 +1740,10 @@ struct Attached {
 }
 
 impl Settings {
-    /// `files`: the files the run may execute, when one says `PRAGMA`: the
-    /// settings they name are read (reading some takes a lock, and reads
-    /// of the others cost time).
+    /// `files`: those the run may execute that say `PRAGMA` or `DETACH`, if
+    /// any: the settings they name are read (reading some takes a lock, and
+    /// reads of the others cost time), and every setting of the attached
+    /// databases when one says `DETACH`.
     fn capture(conn: &Connection, files: Option<&[&str]>) -> Result<Self> {
         let writable_schema = conn
             .db_config(DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA)
@@ -1727,16 +1751,18 @@ impl Settings {
         let attached = attached(conn)?;
         let pragmas = if let Some(files) = files {
             let named = |name: &str| files.iter().any(|sql| contains_ignore_case(sql, name));
+            let detaches = named("detach");
             let schemas = std::iter::once("main").chain(attached.iter().map(|db| db.name.as_str()));
-            let per_database = DATABASE_PRAGMAS
-                .into_iter()
-                .filter(|name| named(name))
-                .flat_map(|name| {
-                    schemas.clone().map(move |schema| {
+            let per_database = DATABASE_PRAGMAS.into_iter().flat_map(|name| {
+                let named = named(name);
+                schemas
+                    .clone()
+                    .filter(move |&schema| named || (detaches && schema != "main"))
+                    .map(move |schema| {
                         let quoted = schema.replace('"', "\"\"");
                         format!("\"{quoted}\".{name}")
                     })
-                });
+            });
             let connection = CONNECTION_PRAGMAS
                 .into_iter()
                 .filter(|name| named(name))
@@ -3016,7 +3042,7 @@ fn tables(conn: &Connection) -> Result<Schema> {
 
 /// Settings a migration file may not set, and why: they break the
 /// runner's own writes after the file, which record it.
-const REFUSED_PRAGMAS: [(&str, &str); 2] = [
+const REFUSED_PRAGMAS: [(&str, &str); 3] = [
     (
         "query_only",
         "would make the database read-only to the runner as well, which records the migration \
@@ -3027,6 +3053,11 @@ const REFUSED_PRAGMAS: [(&str, &str); 2] = [
         "(deprecated) would make every write return a row, which the runner's own writes that \
          record the migration do not expect",
     ),
+    (
+        "busy_timeout",
+        "would change how long the runner waits for other connections' locks for the rest of \
+         the run (its lock timeout, see `Migrator::lock_timeout`)",
+    ),
 ];
 
 /// Runs a migration file: [`run_statements`], refusing a file that wrote
@@ -3034,8 +3065,9 @@ const REFUSED_PRAGMAS: [(&str, &str); 2] = [
 /// names it (which could write it later, when the runner records a
 /// migration or another file runs): both are compared before and after the
 /// file, when the file names the table (no file can do either without
-/// naming it). A `no-transaction` file that names one of
-/// [`REFUSED_PRAGMAS`] is refused before any of it runs.
+/// naming it). A `no-transaction` file that sets one of
+/// [`REFUSED_PRAGMAS`] (anywhere in its text, a comment or a string
+/// included) is refused before any of it runs.
 fn run_file(
     conn: &Connection,
     m: &Migration,

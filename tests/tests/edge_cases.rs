@@ -880,8 +880,12 @@ fn a_no_transaction_file_that_ran_but_could_not_be_marked_says_so() {
     }
 }
 
-/// A run (lock timeout 500 ms) whose file calls `hold_the_lock()` (see
-/// [`lock_taker`]): its error, and how long it took.
+/// The lock timeout of [`migrate_locked_out`]: long enough that how long a
+/// run took tells waiting once from waiting twice on a slow machine.
+const LOCKED_OUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A run (lock timeout [`LOCKED_OUT_TIMEOUT`]) whose file calls
+/// `hold_the_lock()` (see [`lock_taker`]): its error, and how long it took.
 fn migrate_locked_out(
     m: &Migrations,
     conn: &mut Connection,
@@ -893,7 +897,7 @@ fn migrate_locked_out(
     let t0 = std::time::Instant::now();
     let err = m
         .migrator()
-        .lock_timeout(Duration::from_millis(500))
+        .lock_timeout(LOCKED_OUT_TIMEOUT)
         .integrity_check(level)
         .migrate(conn)
         .unwrap_err();
@@ -963,7 +967,7 @@ fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     // The file's last statement lets another connection take the lock
     // (exclusive: readers wait too, in rollback-journal mode), and returns
     // once it has it: the run cannot mark the file.
-    let timeout = Duration::from_millis(500);
+    let timeout = LOCKED_OUT_TIMEOUT;
     let (err, waited) = migrate_locked_out(&m, &mut conn, &db, "BEGIN EXCLUSIVE", level);
     match &err {
         Error::Migration {
@@ -982,7 +986,7 @@ fn could_not_be_marked(wal: bool, level: IntegrityCheck) {
     assert!(text.contains("it could not be marked applied"), "{text}");
     assert!(text.contains("nothing of it was rolled back"), "{text}");
     assert!(
-        text.contains("the write lock stayed taken for the lock timeout (500ms)"),
+        text.contains("the write lock stayed taken for the lock timeout (2s)"),
         "{text}"
     );
     assert!(!text.contains("was not applied"), "{text}");
@@ -1524,7 +1528,7 @@ fn a_no_transaction_file_locked_out_of_its_own_transaction_waits_once() {
     ]);
     let mut conn = Connection::open(&db).unwrap();
     m.migrate_to(&mut conn, 1).unwrap();
-    let timeout = Duration::from_millis(500);
+    let timeout = LOCKED_OUT_TIMEOUT;
     let (err, waited) =
         migrate_locked_out(&m, &mut conn, &db, "BEGIN IMMEDIATE", IntegrityCheck::Full);
     match &err {
@@ -2254,20 +2258,27 @@ fn a_trigger_that_could_write_the_history_is_refused() {
 /// in a transaction or not, and the caller's connection keeps it off.
 #[test]
 fn query_only_and_count_changes_in_a_file_are_refused_naming_the_line() {
-    for pragma in ["main.query_only", "count_changes"] {
+    // `PRAGMA busy_timeout` too: it would change how long the rest of the
+    // run waits for locks.
+    for (pragma, value) in [
+        ("main.query_only", "ON"),
+        ("count_changes", "ON"),
+        ("busy_timeout", "0"),
+    ] {
         let name = pragma.trim_start_matches("main.");
         for prefix in ["", "-- migrate:no-transaction\n"] {
             let (_d, m) = load(&[
                 ("001_a.sql", "CREATE TABLE a (x);"),
                 (
                     "002_b.sql",
-                    &format!("{prefix}CREATE TABLE b (x);\nPRAGMA {pragma} = ON;\n"),
+                    &format!("{prefix}CREATE TABLE b (x);\nPRAGMA {pragma} = {value};\n"),
                 ),
             ]);
             let dir = tempfile::tempdir().unwrap();
             let mut conn = Connection::open(dir.path().join("app.db")).unwrap();
             m.migrate_to(&mut conn, 1).unwrap();
             let before = snapshot(&conn);
+            let was = pragma_of(&conn, name);
             let err = m.migrate(&mut conn).unwrap_err();
             let line = if prefix.is_empty() { 2 } else { 3 };
             assert!(
@@ -2275,7 +2286,7 @@ fn query_only_and_count_changes_in_a_file_are_refused_naming_the_line() {
                 "{pragma} {prefix:?}: {err:?}"
             );
             assert!(err.to_string().contains(&format!("PRAGMA {name}")), "{err}");
-            assert_eq!(pragma_of(&conn, name), 0);
+            assert_eq!(pragma_of(&conn, name), was);
             // Nothing of the file ran, outside a transaction too: without
             // the line, it runs as if the first attempt had not happened.
             assert_eq!(snapshot(&conn), before, "{pragma} {prefix:?}");
@@ -2460,4 +2471,29 @@ fn a_no_transaction_file_with_a_column_named_count_changes_is_not_refused() {
     let mut conn = Connection::open_in_memory().unwrap();
     let result = m.migrate(&mut conn);
     assert!(result.is_ok(), "{}", result.unwrap_err());
+}
+
+/// A database of the caller's that a file detached is attached again with
+/// the settings the caller had given it, not SQLite's defaults, whether or
+/// not the file names them.
+#[test]
+fn a_detached_database_comes_back_with_the_callers_settings() {
+    for pragma in ["", "PRAGMA recursive_triggers = ON;\n"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let side = tmp.path().join("side.db");
+        let (_d, m) = load(&[(
+            "001_a.sql",
+            &format!(
+                "-- migrate:no-transaction\nDETACH DATABASE side;\n{pragma}CREATE TABLE a (x);\n"
+            ),
+        )]);
+        let mut conn = Connection::open(tmp.path().join("app.db")).unwrap();
+        conn.execute("ATTACH ?1 AS side", [side.to_str().unwrap()])
+            .unwrap();
+        conn.execute_batch("PRAGMA side.synchronous = OFF; PRAGMA side.cache_size = 55;")
+            .unwrap();
+        m.migrate(&mut conn).unwrap();
+        assert_eq!(pragma_of(&conn, "side.synchronous"), 0, "{pragma:?}");
+        assert_eq!(pragma_of(&conn, "side.cache_size"), 55, "{pragma:?}");
+    }
 }

@@ -423,3 +423,42 @@ fn a_database_locked_by_another_process_is_refused_untouched_wal() {
 fn a_database_locked_by_another_process_is_refused_untouched_rollback_journal() {
     locked_by_another_process(false);
 }
+
+/// A database whose tables were all dropped (user_version 0, no history,
+/// free pages left) reads as a new one; cut inside its last page, it is
+/// refused before the settings of a new database (`journal_mode(Wal)`)
+/// write its header: no byte written.
+#[test]
+fn a_cut_short_database_without_tables_is_refused_before_new_database_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole.db");
+    {
+        let c = Connection::open(&whole).unwrap();
+        c.execute_batch(
+            "CREATE TABLE big (x);\n\
+             INSERT INTO big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+             WHERE i < 50) SELECT randomblob(3000) FROM n;\n\
+             DROP TABLE big;",
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(&whole).unwrap();
+    assert!(bytes.len() > 8 * 4096);
+    let cut = tempfile::tempdir().unwrap();
+    let db = cut.path().join("app.db");
+    std::fs::write(&db, &bytes[..bytes.len() - 100]).unwrap();
+    let before = listing(cut.path());
+    let (_d, m) = two_migrations();
+    let mut conn = Connection::open(&db).unwrap();
+    let err = m
+        .migrator()
+        .journal_mode(migrate_core::JournalMode::Wal)
+        .migrate(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("cut short"), "{err}");
+    drop(conn);
+    assert!(
+        listing(cut.path()) == before,
+        "the file was written before it was refused"
+    );
+}
