@@ -3040,8 +3040,8 @@ fn tables(conn: &Connection) -> Result<Schema> {
     Ok(schema)
 }
 
-/// Settings a migration file may not set, and why: they break the
-/// runner's own writes after the file, which record it.
+/// Settings a migration file may not set, and why: they would break the
+/// runner's own writes after the file, which record it, or its lock waits.
 const REFUSED_PRAGMAS: [(&str, &str); 3] = [
     (
         "query_only",
