@@ -503,7 +503,6 @@ fn a_lock_timeout_after_a_committed_migration_is_waited_once() {
 /// work done, rather than failing with `Incomplete`.
 #[test]
 fn a_second_instance_starting_during_a_no_transaction_migration_waits_and_finds_it_done() {
-    use rusqlite::functions::FunctionFlags;
     let dir = migrations_dir(&[
         ("001_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY);"),
         (
@@ -515,20 +514,8 @@ fn a_second_instance_starting_during_a_no_transaction_migration_waits_and_finds_
     let db_dir = tempfile::tempdir().unwrap();
     let path = db_dir.path().join("app.db");
     m.migrate_to(&mut open(&path), 1).unwrap();
-    let (first_m, first_path) = (m.clone(), path.clone());
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let first = std::thread::spawn(move || {
-        let mut conn = open(&first_path);
-        conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
-            started_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(1500));
-            Ok(0)
-        })
-        .unwrap();
-        first_m.migrate(&mut conn)
-    });
     // The first is inside its no-transaction file: the history says started.
-    started_rx.recv().unwrap();
+    let first = migrate_in_a_slow_instance(&m, &path);
     let mut conn = open(&path);
     let state: String = conn
         .query_row(
@@ -599,7 +586,6 @@ fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
 /// nothing reverted.
 #[test]
 fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
-    use rusqlite::functions::FunctionFlags;
     let dir = migrations_dir(&[
         (
             "001_users.sql",
@@ -615,19 +601,7 @@ fn a_down_run_that_waited_does_not_revert_what_the_other_instance_applied() {
     let db_dir = tempfile::tempdir().unwrap();
     let path = db_dir.path().join("app.db");
     m.migrate_to(&mut open(&path), 1).unwrap();
-    let (first_m, first_path) = (m.clone(), path.clone());
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let first = std::thread::spawn(move || {
-        let mut conn = open(&first_path);
-        conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
-            started_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(1500));
-            Ok(0)
-        })
-        .unwrap();
-        first_m.migrate(&mut conn)
-    });
-    started_rx.recv().unwrap();
+    let first = migrate_in_a_slow_instance(&m, &path);
     let mut conn = open(&path);
     let second = m.migrate_to(&mut conn, 1);
     first.join().unwrap().unwrap();
@@ -1085,4 +1059,28 @@ fn a_file_a_concurrent_revert_brings_in_has_its_settings_put_back() {
         assert_eq!(on, 0, "{pragma}");
     }
     assert!(conn.execute("INSERT INTO a VALUES (-1)", []).is_err());
+}
+
+/// Starts another instance migrating `path` on a thread, with a `slow()`
+/// SQL function that takes 1.5 s, and returns once that function has
+/// started (inside the instance's `no-transaction` file that calls it).
+fn migrate_in_a_slow_instance(
+    m: &Migrations,
+    path: &std::path::Path,
+) -> std::thread::JoinHandle<Result<migrate_core::Report, Error>> {
+    use rusqlite::functions::FunctionFlags;
+    let (first_m, first_path) = (m.clone(), path.to_owned());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let first = std::thread::spawn(move || {
+        let mut conn = open(&first_path);
+        conn.create_scalar_function("slow", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(0)
+        })
+        .unwrap();
+        first_m.migrate(&mut conn)
+    });
+    started_rx.recv().unwrap();
+    first
 }
