@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
+use migrate_rules::Mentions;
+
 use crate::error::{source_error, Result};
 
 /// The SHA-256 checksum of a migration file, after removing a leading BOM
@@ -56,8 +58,10 @@ pub struct Migration {
     checksum: Checksum,
     chain: Checksum,
     no_transaction: bool,
-    /// The down file: its name and SQL.
-    down: Option<(Cow<'static, str>, Cow<'static, str>)>,
+    /// The words of the SQL that make the run do more work for it.
+    mentions: Mentions,
+    /// The down file: its name, SQL and words.
+    down: Option<(Cow<'static, str>, Cow<'static, str>, Mentions)>,
 }
 
 impl Migration {
@@ -72,7 +76,8 @@ impl Migration {
         checksum: [u8; 32],
         chain: [u8; 32],
         no_transaction: bool,
-        down: Option<(&'static str, &'static str)>,
+        mentions: u16,
+        down: Option<(&'static str, &'static str, u16)>,
     ) -> Self {
         Migration {
             version,
@@ -82,8 +87,13 @@ impl Migration {
             checksum: Checksum(checksum),
             chain: Checksum(chain),
             no_transaction,
+            mentions: Mentions::from_bits(mentions),
             down: match down {
-                Some((file_name, sql)) => Some((Cow::Borrowed(file_name), Cow::Borrowed(sql))),
+                Some((file_name, sql, mentions)) => Some((
+                    Cow::Borrowed(file_name),
+                    Cow::Borrowed(sql),
+                    Mentions::from_bits(mentions),
+                )),
                 None => None,
             },
         }
@@ -126,19 +136,19 @@ impl Migration {
     /// # Ok(()) }
     /// ```
     pub fn down_sql(&self) -> Option<&str> {
-        self.down.as_ref().map(|(_, sql)| &**sql)
+        self.down.as_ref().map(|(_, sql, _)| &**sql)
     }
 
     /// The name of the `.down.sql` file, if there is one.
     pub fn down_file_name(&self) -> Option<&str> {
-        self.down.as_ref().map(|(file_name, _)| &**file_name)
+        self.down.as_ref().map(|(file_name, _, _)| &**file_name)
     }
 
     /// The down file as a migration of its own (same version and name, the
     /// down file's name and SQL), for the executor and the checks that
     /// name a file and a line.
     pub(crate) fn reverse(&self) -> Option<Migration> {
-        let (file_name, sql) = self.down.as_ref()?;
+        let (file_name, sql, mentions) = self.down.as_ref()?;
         Some(Migration {
             version: self.version,
             name: self.name.clone(),
@@ -147,6 +157,7 @@ impl Migration {
             checksum: self.checksum,
             chain: self.chain,
             no_transaction: false,
+            mentions: *mentions,
             down: None,
         })
     }
@@ -165,6 +176,17 @@ impl Migration {
     /// Whether the file starts with `-- migrate:no-transaction`.
     pub fn no_transaction(&self) -> bool {
         self.no_transaction
+    }
+
+    /// The words of the SQL that make the run do more work for it,
+    /// found once when the file was read.
+    pub(crate) fn mentions(&self) -> Mentions {
+        self.mentions
+    }
+
+    /// The same for the down file.
+    pub(crate) fn down_mentions(&self) -> Option<Mentions> {
+        self.down.as_ref().map(|&(_, _, mentions)| mentions)
     }
 }
 
@@ -220,9 +242,14 @@ impl Migrations {
                 checksum: Checksum(m.up.contents.checksum),
                 chain: Checksum(m.chain),
                 no_transaction: m.up.contents.no_transaction,
-                down: m
-                    .down
-                    .map(|d| (Cow::Owned(d.file_name), Cow::Owned(d.text))),
+                mentions: m.up.contents.mentions,
+                down: m.down.map(|d| {
+                    (
+                        Cow::Owned(d.file_name),
+                        Cow::Owned(d.text),
+                        d.contents.mentions,
+                    )
+                }),
             })
             .collect();
         Ok(Migrations {

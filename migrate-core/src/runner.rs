@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use migrate_rules::Mentions;
 use rusqlite::config::DbConfig;
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -521,37 +522,40 @@ impl<'m> Migrator<'m> {
             .map_err(|e| Error::sqlite("cannot read PRAGMA foreign_keys", e))?;
         // The files the run may execute: the up files above the database's
         // version, or the down files of the versions to revert.
-        let files: Vec<&str> = if target < current {
+        // (Their words were found when the files were read: nothing here
+        // scans their text.)
+        let files: Vec<(&str, Mentions)> = if target < current {
             (target.saturating_add(1)..=current)
                 .filter_map(|v| self.migrations.get(v))
-                .filter_map(Migration::down_sql)
+                .filter_map(|m| Some((m.down_sql()?, m.down_mentions()?)))
                 .collect()
         } else {
             (current.saturating_add(1)..=target)
                 .filter_map(|v| self.migrations.get(v))
-                .map(Migration::sql)
+                .map(|m| (m.sql(), m.mentions()))
                 .collect()
         };
-        let pending = Mentions::of_any(files.iter().copied());
+        let pending = files
+            .iter()
+            .fold(Mentions::default(), |all, &(_, one)| all.union(one));
         // What a file may change on the connection and the run puts back:
         // the settings the files name that the run may execute, also
         // those below the version read now (another instance may revert
         // the database before the write lock), and every setting of an
         // attached database when a file says DETACH (attached again, it
         // would have SQLite's defaults).
-        let reachable: Vec<&str> = if target < current {
+        let reachable: Vec<(&str, Mentions)> = if target < current {
             files
         } else {
             (1..=target)
                 .filter_map(|v| self.migrations.get(v))
-                .map(Migration::sql)
+                .map(|m| (m.sql(), m.mentions()))
                 .collect()
         };
         let reachable: Vec<&str> = reachable
             .into_iter()
-            .filter(|sql| {
-                contains_ignore_case(sql, "pragma") || contains_ignore_case(sql, "detach")
-            })
+            .filter(|(_, mentions)| mentions.pragma || mentions.detach)
+            .map(|(sql, _)| sql)
             .collect();
         let settings = Settings::capture(conn, (!reachable.is_empty()).then_some(&reachable[..]))?;
         let mut restore_error = None;
@@ -979,7 +983,7 @@ impl<'m> Migrator<'m> {
         // the INSERT again.
         let mut done: Vec<(&Migration, Duration)> = Vec::with_capacity(batch.len());
         for &m in batch {
-            let mentions = Mentions::of(m.sql());
+            let mentions = m.mentions();
             if let Some(watch) = watch {
                 watch.start_migration(conn, mentions)?;
             }
@@ -1127,7 +1131,7 @@ impl<'m> Migrator<'m> {
             false
         }))
         .map_err(|e| Error::sqlite("cannot install a commit hook", e))?;
-        let mentions = Mentions::of(m.sql());
+        let mentions = m.mentions();
         let ran = run_file(conn, m, mentions, None, Some(&commits));
         if let Err(e) = conn.commit_hook(None::<fn() -> bool>) {
             log::error!("cannot remove the commit hook: {e}");
@@ -1460,95 +1464,6 @@ fn log_committed(applied: &[(&Migration, Duration)], committed: &mut usize) {
         );
     }
     *committed = applied.len();
-}
-
-/// What a file's text says anywhere, in any case (comments included: a
-/// false alarm costs only some work), found in one pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Mentions {
-    /// `REFERENCES`: the file may create a foreign key.
-    references: bool,
-    /// `ROLLBACK` or `RELEASE`: the file may end a savepoint.
-    savepoint_control: bool,
-    /// `REPLACE`: an insert of the file may delete the rows it conflicts
-    /// with (`INSERT OR REPLACE`, `REPLACE INTO`).
-    replace: bool,
-    /// `writable_schema`: the file may write the schema table itself.
-    writable_schema: bool,
-    /// `sqlite_master` or `sqlite_schema`: the file names the schema table
-    /// (and may write it, if an earlier file left `writable_schema` on).
-    schema_table: bool,
-    /// `PRAGMA`: the file may change a setting of the connection
-    /// (`synchronous`, `ignore_check_constraints`...), which the run puts
-    /// back.
-    pragma: bool,
-    /// `_migrate_history`: the file may write the history table, which
-    /// only the runner may.
-    history: bool,
-}
-
-impl Mentions {
-    const ALL: Mentions = Mentions {
-        references: true,
-        savepoint_control: true,
-        replace: true,
-        writable_schema: true,
-        schema_table: true,
-        pragma: true,
-        history: true,
-    };
-
-    /// What any of `files` says.
-    fn of_any<'a>(files: impl Iterator<Item = &'a str>) -> Self {
-        files.fold(Mentions::default(), |all, sql| {
-            let one = Mentions::of(sql);
-            Mentions {
-                references: all.references || one.references,
-                savepoint_control: all.savepoint_control || one.savepoint_control,
-                replace: all.replace || one.replace,
-                writable_schema: all.writable_schema || one.writable_schema,
-                schema_table: all.schema_table || one.schema_table,
-                pragma: all.pragma || one.pragma,
-                history: all.history || one.history,
-            }
-        })
-    }
-
-    fn of(sql: &str) -> Self {
-        let text = sql.as_bytes();
-        let mut found = Mentions::default();
-        let mut from = 0;
-        // The first four words start with R, the other three have an
-        // underscore at a known place, and `pragma` has an R at a known
-        // place: look only where an R or a `_` is.
-        while let Some(at) = text
-            .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b | 0x20 == b'r' || b == b'_'))
-        {
-            let at = from + at;
-            // Whether `w` is written at `at - back`, in any case.
-            let is_at = |back: usize, w: &str| {
-                at.checked_sub(back)
-                    .and_then(|start| text.get(start..start + w.len()))
-                    .is_some_and(|p| p.eq_ignore_ascii_case(w.as_bytes()))
-            };
-            if text[at] == b'_' {
-                found.writable_schema |= is_at(8, "writable_schema");
-                found.schema_table |= is_at(6, "sqlite_master") || is_at(6, "sqlite_schema");
-                found.history |= is_at(0, "_migrate_history");
-            } else {
-                found.references |= is_at(0, "references");
-                found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
-                found.replace |= is_at(0, "replace");
-                found.pragma |= is_at(1, "pragma");
-            }
-            if found == Mentions::ALL {
-                break;
-            }
-            from = at + 1;
-        }
-        found
-    }
 }
 
 /// `needle` (ASCII) anywhere in `text`, in any case.
@@ -3468,140 +3383,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
-    /// The one-pass scan finds each word in any case, anywhere, and only
-    /// whole spellings of it.
-    #[test]
-    fn mentions_finds_each_word() {
-        let none = Mentions::default();
-        let refs = Mentions {
-            references: true,
-            ..none
-        };
-        let control = Mentions {
-            savepoint_control: true,
-            ..none
-        };
-        let both = Mentions {
-            references: true,
-            savepoint_control: true,
-            ..none
-        };
-        let replace = Mentions {
-            replace: true,
-            ..none
-        };
-        for (sql, expected) in [
-            ("", none),
-            ("r", none),
-            ("CREATE TABLE t (x);", none),
-            ("referencing reference REFERENCE", none),
-            ("rollbac releas", none),
-            ("a INTEGER REFERENCES b(id)", refs),
-            ("a references", refs),
-            ("rreferences", refs),
-            ("ROLLBACK TO sp", control),
-            ("-- release notes", control),
-            ("x rOlLbAcK", control),
-            ("RELEASE sp; CREATE TABLE c (p REFERENCES p)", both),
-            ("é references rollback é", both),
-            ("INSERT OR REPLACE INTO t VALUES (1)", replace),
-            ("replace into t values (1)", replace),
-            ("replac", none),
-            (
-                "RePlAcE references release",
-                Mentions {
-                    references: true,
-                    savepoint_control: true,
-                    replace: true,
-                    ..none
-                },
-            ),
-            (
-                "PRAGMA Writable_Schema = ON",
-                Mentions {
-                    writable_schema: true,
-                    pragma: true,
-                    ..none
-                },
-            ),
-            (
-                "UPDATE SQLITE_SCHEMA SET sql = ''",
-                Mentions {
-                    schema_table: true,
-                    ..none
-                },
-            ),
-            (
-                "PRAGMA Synchronous = OFF",
-                Mentions {
-                    pragma: true,
-                    ..none
-                },
-            ),
-            ("pragm ragma", none),
-            (
-                "DELETE FROM main._Migrate_History",
-                Mentions {
-                    history: true,
-                    ..none
-                },
-            ),
-        ] {
-            assert_eq!(Mentions::of(sql), expected, "{sql:?}");
-        }
-    }
-
-    /// The one-pass scan agrees with a search for each word, wherever the
-    /// words and look-alikes are placed.
-    #[test]
-    fn mentions_agrees_with_a_search_for_each_word() {
-        let parts = [
-            "",
-            "x",
-            "_",
-            "r",
-            "R",
-            " ",
-            "references",
-            "ROLLBACK",
-            "release",
-            "Replace",
-            "writable_schema",
-            "WRITABLE_SCHEMA",
-            "sqlite_master",
-            "sqlite_schema",
-            "SQLITE_SCHEMA",
-            "writable_",
-            "sqlite_",
-            "_master",
-            "pragma",
-            "PRAGMA",
-            "prag",
-            "_migrate_history",
-            "_MIGRATE_",
-            "é",
-        ];
-        let naive = |sql: &str| Mentions {
-            references: contains_ignore_case(sql, "references"),
-            savepoint_control: contains_ignore_case(sql, "rollback")
-                || contains_ignore_case(sql, "release"),
-            replace: contains_ignore_case(sql, "replace"),
-            writable_schema: contains_ignore_case(sql, "writable_schema"),
-            schema_table: contains_ignore_case(sql, "sqlite_master")
-                || contains_ignore_case(sql, "sqlite_schema"),
-            pragma: contains_ignore_case(sql, "pragma"),
-            history: contains_ignore_case(sql, "_migrate_history"),
-        };
-        for a in parts {
-            for b in parts {
-                for c in parts {
-                    let sql = format!("{a}{b}{c}");
-                    assert_eq!(Mentions::of(&sql), naive(&sql), "{sql:?}");
-                }
-            }
-        }
-    }
-
     /// The search agrees with the obvious one on every placement of the
     /// needle and of partial matches, in both cases, at the edges too.
     #[test]
@@ -3691,7 +3472,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let m = Migration::__embedded(1, "x", "001_x.sql",
             "-- header\n\n/* multi\nline */ CREATE TABLE a (x);\n\n-- gap\n\nSELECT * FROM missing;\n",
-            [0; 32], [0; 32], false, None);
+            [0; 32], [0; 32], false, 0, None);
         conn.execute_batch("BEGIN").unwrap();
         match run_statements(&conn, &m, Some(Outcome::RolledBack), None).unwrap_err() {
             Error::Migration {

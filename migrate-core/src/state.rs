@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::migration::Migrations;
 
 /// The history table.
-pub(crate) const HISTORY_TABLE: &str = "_migrate_history";
+pub(crate) use migrate_rules::HISTORY_TABLE;
 
 /// Uses nothing newer than SQLite 3.31: no STRICT, typed columns and CHECKs.
 pub(crate) const CREATE_HISTORY: &str = "CREATE TABLE main._migrate_history (
@@ -431,6 +431,7 @@ mod tests {
             [1; 32],
             [1; 32],
             false,
+            0,
             None,
         ),
         Migration::__embedded(
@@ -441,6 +442,7 @@ mod tests {
             [2; 32],
             [2; 32],
             false,
+            0,
             None,
         ),
     ];

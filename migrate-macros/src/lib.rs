@@ -177,13 +177,16 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         let checksum = m.up.contents.checksum;
         let chain = m.chain;
         let no_transaction = m.up.contents.no_transaction;
+        // Found once here, so that a run never scans the files' text.
+        let mentions = m.up.contents.mentions.to_bits();
         let down = match &m.down {
             Some(down) => {
                 let path = path_str(&down.path, span)?;
                 tracked.push(path);
                 let down_name = &down.file_name;
                 let down_text = &down.text;
-                quote!(::core::option::Option::Some((#down_name, #down_text)))
+                let down_mentions = down.contents.mentions.to_bits();
+                quote!(::core::option::Option::Some((#down_name, #down_text, #down_mentions)))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -191,7 +194,7 @@ fn expand(input: TokenStream2) -> syn::Result<TokenStream2> {
         items.push(quote! {
             ::migrate_core::Migration::__embedded(
                 #version, #name, #file_name, #up_text,
-                [#(#checksum),*], [#(#chain),*], #no_transaction, #down,
+                [#(#checksum),*], [#(#chain),*], #no_transaction, #mentions, #down,
             )
         });
     }

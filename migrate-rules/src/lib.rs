@@ -28,9 +28,11 @@ use std::path::{Path, PathBuf};
 
 mod lexer;
 mod lock;
+mod mentions;
 
 pub use lexer::{keywords, line_of, pragma_assignment, skip_trivia};
 pub use lock::{dangling_lock, LockEntry, LockFile, LOCK_FILE_NAME};
+pub use mentions::{Mentions, HISTORY_TABLE};
 
 /// The largest version a migration can have: `PRAGMA user_version` is a
 /// signed 32-bit integer.
@@ -207,9 +209,11 @@ pub struct Contents {
     pub no_transaction: bool,
     /// SHA-256 of the normalized contents (see [`checksum`]).
     pub checksum: [u8; 32],
+    /// The words of the text that make the runner do more work for it.
+    pub mentions: Mentions,
 }
 
-/// Checks a file's text and computes its checksum.
+/// Checks a file's text and computes its checksum and [`Mentions`].
 ///
 /// Directives are `-- migrate:<name>` line comments before the first
 /// statement. The only one is `no-transaction`. An up file must hold a
@@ -274,6 +278,7 @@ pub fn check_contents(file: &str, text: &str, direction: Direction) -> Result<Co
     Ok(Contents {
         no_transaction,
         checksum: checksum(text),
+        mentions: Mentions::of(text),
     })
 }
 

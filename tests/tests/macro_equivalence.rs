@@ -19,6 +19,9 @@ static YAAK: Migrations = embed_migrations!("corpus/yaak/numbered");
 static DIRECTIVES: Migrations = embed_migrations!("fixtures/directives");
 static LF: Migrations = embed_migrations!("fixtures/line_endings/lf");
 static CRLF_BOM: Migrations = embed_migrations!("fixtures/line_endings/crlf_bom");
+// Up and down files that name the words the run looks for in a file (the
+// macro finds them at compile time, the loader when it reads the file).
+static MENTIONS: Migrations = embed_migrations!("fixtures/mentions");
 
 /// Every embedded directory, with its path relative to `tests/`.
 static EMBEDDED: &[(&str, &Migrations)] = &[
@@ -32,6 +35,7 @@ static EMBEDDED: &[(&str, &Migrations)] = &[
     ("fixtures/directives", &DIRECTIVES),
     ("fixtures/line_endings/lf", &LF),
     ("fixtures/line_endings/crlf_bom", &CRLF_BOM),
+    ("fixtures/mentions", &MENTIONS),
 ];
 
 fn tests_dir() -> &'static Path {

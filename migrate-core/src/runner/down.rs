@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use super::{
     at_end_of, begin_immediate, commit, finish_watch, first_transaction, foreign_key_check,
     integrity_check, load_edited_schema, ms, rollback, run_file, set_user_version, HistoryTable,
-    Known, Mentions, Migrator, Start, TableWatch,
+    Known, Migrator, Start, TableWatch,
 };
 use crate::error::{Error, Hint, Outcome, Result};
 use crate::migration::Migration;
@@ -114,8 +114,8 @@ impl<'m> Migrator<'m> {
         } = start;
         let mentioned = self
             .to_revert(from, target)
-            .filter_map(Migration::down_sql)
-            .any(|sql| Mentions::of(sql).references);
+            .filter_map(Migration::down_mentions)
+            .any(|mentions| mentions.references);
         let keys_possible = references.map(|r| r || mentioned);
         let changed = self.integrity == IntegrityCheck::Changed && !empty;
         let watch = if changed || foreign_keys {
@@ -284,7 +284,7 @@ impl<'m> Migrator<'m> {
                     reason: format!("version {} has no down file", m.version()),
                 }));
             };
-            let mentions = Mentions::of(down.sql());
+            let mentions = down.mentions();
             if let Some(watch) = watch {
                 watch.start_migration(conn, mentions)?;
             }
