@@ -2379,10 +2379,10 @@ struct TableWatch {
     wants_before: bool,
     /// The tables and their SQL before the run, for `Changed`: read at the
     /// start of the run's first write transaction (not yet: `None`).
-    before: std::cell::RefCell<Option<BTreeMap<String, String>>>,
+    before: std::cell::RefCell<Option<BTreeMap<String, TableSql>>>,
     /// The tables and their SQL as last read (not yet: `None`); read again
     /// only after a statement that may have changed the schema.
-    schema: std::cell::RefCell<Option<BTreeMap<String, String>>>,
+    schema: std::cell::RefCell<Option<BTreeMap<String, TableSql>>>,
     seen: Arc<Mutex<Seen>>,
     /// Whether any table may have a foreign key: one did when the schema
     /// was read, or a migration of the run since says `REFERENCES` (no
@@ -2478,7 +2478,7 @@ impl TableWatch {
         self.schema_replaces.set(replaces);
         *self.triggers.borrow_mut() = triggers;
         self.foreign_keys_possible
-            .set(Some(schema.values().any(|sql| mentions_references(sql))));
+            .set(Some(schema.values().any(|table| table.references)));
         *self.schema.borrow_mut() = Some(schema.clone());
         *self.before.borrow_mut() = Some(schema);
         lock(&self.seen).schema_changed = false;
@@ -2621,7 +2621,7 @@ impl TableWatch {
             // Sticky: a trigger that replaced rows may be gone by now.
             self.schema_replaces
                 .set(self.schema_replaces.get() || replaces);
-            if schema.values().any(|sql| mentions_references(sql)) {
+            if schema.values().any(|table| table.references) {
                 self.foreign_keys_possible.set(Some(true));
             } else if self.foreign_keys_possible.get().is_none() {
                 self.foreign_keys_possible.set(Some(false));
@@ -2684,8 +2684,8 @@ impl TableWatch {
         let with_keys = schema
             .iter()
             .flatten()
-            .filter(|(_, sql)| mentions_references(sql));
-        for (table, sql) in with_keys {
+            .filter(|(_, table)| table.references);
+        for (table, TableSql { sql, .. }) in with_keys {
             // A table whose SQL was edited in place may have any foreign
             // key now: check every table that can have one.
             let mut check = edited
@@ -2888,11 +2888,6 @@ fn reload_schema(conn: &Connection) -> rusqlite::Result<()> {
     .map(|_| ())
 }
 
-/// Whether a table's SQL may declare a foreign key.
-fn mentions_references(sql: &str) -> bool {
-    contains_ignore_case(sql, "references")
-}
-
 /// Whether a table's SQL may name `table` (as the parent of a foreign key).
 /// A name with a quote or bracket in it is written escaped, so for such a
 /// name the answer is yes.
@@ -2919,10 +2914,19 @@ fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
 /// here: that makes SQLite set up the temporary database, which costs more
 /// than the rest of a small run; see `Seen::step_trigger_inserts`.)
 struct Schema {
-    tables: BTreeMap<String, String>,
+    tables: BTreeMap<String, TableSql>,
     replaces: bool,
     /// The names of the main database's triggers.
     triggers: BTreeSet<String>,
+}
+
+/// A table's SQL as the schema holds it.
+#[derive(Clone, PartialEq, Eq)]
+struct TableSql {
+    sql: String,
+    /// Whether the SQL says `REFERENCES`: only then may the table have a
+    /// foreign key.
+    references: bool,
 }
 
 fn tables(conn: &Connection) -> Result<Schema> {
@@ -2945,9 +2949,12 @@ fn tables(conn: &Connection) -> Result<Schema> {
             row.get(1).map_err(|e| Error::sqlite(context, e))?,
             row.get(2).map_err(|e| Error::sqlite(context, e))?,
         );
-        schema.replaces |= contains_ignore_case(&sql, "replace");
+        // One pass over each table's SQL, at each read.
+        let mentions = Mentions::of(&sql);
+        schema.replaces |= mentions.replace;
         if is_table {
-            schema.tables.insert(name, sql);
+            let references = mentions.references;
+            schema.tables.insert(name, TableSql { sql, references });
         } else {
             schema.triggers.insert(name);
         }
