@@ -324,6 +324,8 @@ pub fn drive(args: &Args) -> Res<()> {
             (&bins[0], "ours-quick", "tpl-ours.db"),
             (&bins[0], "ours-changed", "tpl-ours.db"),
             (&bins[0], "ours-off", "tpl-ours.db"),
+            (&bins[0], "ours-changed/fk-off", "tpl-ours.db"),
+            (&bins[0], "ours-off/fk-off", "tpl-ours.db"),
             (&bins[0], "plain+check(table)", "tpl-plain.db"),
             (&bins[0], "plain+fk_check", "tpl-plain.db"),
             (&bins[1], RM, "tpl-rm.db"),
@@ -655,7 +657,9 @@ fn report(store: &Store, config: &Config) -> String {
             "\n### {title} ({} parent rows, {} child rows)\n\n\
              One process per run (its peak RSS is VmHWM), variants in a rotating \
              order; ratios and memory deltas are to plain rusqlite in the same round. \
-             Peers run with foreign keys turned off by the caller. \
+             Peers run with foreign keys turned off by the caller; ours with them on \
+             (as a new connection has them), so that it runs the foreign-key check, \
+             except the `/fk-off` variants, which run as the peers do. \
              `plain+check(table)` is plain plus `PRAGMA integrity_check(<changed \
              table>)` (what a `changed` level would run); `plain+fk_check` is plain \
              plus a whole-database `PRAGMA foreign_key_check`.\n",
@@ -674,6 +678,8 @@ fn report(store: &Store, config: &Config) -> String {
             "ours-quick",
             "ours-changed",
             "ours-off",
+            "ours-changed/fk-off",
+            "ours-off/fk-off",
             "plain+check(table)",
             "plain+fk_check",
             RM,
@@ -707,6 +713,18 @@ fn report(store: &Store, config: &Config) -> String {
                     verdict(r <= 1.05)
                 ));
             }
+            if let Some(r) = store.ratio(&time_group, "ours-off/fk-off") {
+                targets.push(format!(
+                    "| 3: integrity off, foreign keys off by the caller (as the peers run) \
+                     ≤ 1.05× plain | {r:.3}× | {} |",
+                    verdict(r <= 1.05)
+                ));
+            }
+            if let Some(r) = store.ratio(&time_group, "plain+fk_check") {
+                targets.push(format!(
+                    "| 3: (reference) plain + `foreign_key_check` | {r:.3}× | – |"
+                ));
+            }
             for v in ["ours-full", "ours-quick", "ours-changed", "ours-off"] {
                 if let Some(d) = store.ratio(&rss_group, v) {
                     targets.push(format!(
@@ -719,6 +737,13 @@ fn report(store: &Store, config: &Config) -> String {
             if let Some(r) = store.ratio(&time_group, "ours-changed") {
                 targets.push(format!(
                     "| 5: integrity `changed` ≤ 1.1× plain | {r:.3}× | {} |",
+                    verdict(r <= 1.1)
+                ));
+            }
+            if let Some(r) = store.ratio(&time_group, "ours-changed/fk-off") {
+                targets.push(format!(
+                    "| 5: integrity `changed`, foreign keys off by the caller \
+                     ≤ 1.1× plain | {r:.3}× | {} |",
                     verdict(r <= 1.1)
                 ));
             }

@@ -22,8 +22,8 @@ fn level(variant: &str) -> Res<IntegrityCheck> {
     Ok(match variant {
         "ours" | "ours-single" | "ours-full" => IntegrityCheck::Full,
         "ours-quick" => IntegrityCheck::Quick,
-        "ours-changed" | "ours-single-changed" => IntegrityCheck::Changed,
-        "ours-off" | "ours-single-off" => IntegrityCheck::Off,
+        "ours-changed" | "ours-single-changed" | "ours-changed/fk-off" => IntegrityCheck::Changed,
+        "ours-off" | "ours-single-off" | "ours-off/fk-off" => IntegrityCheck::Off,
         other => return Err(format!("unknown variant {other}").into()),
     })
 }
