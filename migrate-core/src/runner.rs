@@ -439,24 +439,42 @@ impl<'m> Migrator<'m> {
                 }
                 Quick::Unknown => {
                     let mut polls = 0;
+                    // The `Incomplete` the run is waiting on, if it is.
+                    let mut waiting: Option<Error> = None;
                     let (state, data_version, verified) = loop {
                         // The full read and verification, in one read
                         // transaction.
-                        let read = state::snapshot(conn, |conn| {
-                            Ok((read_state(conn)?, state::data_version(conn)?))
-                        })
-                        .and_then(|(state, data_version)| {
-                            let verified = verify(&state, self.migrations)?;
-                            Ok((state, data_version, verified))
-                        });
+                        let read_once = || {
+                            state::snapshot(conn, |conn| {
+                                Ok((read_state(conn)?, state::data_version(conn)?))
+                            })
+                            .and_then(|(state, data_version)| {
+                                let verified = verify(&state, self.migrations)?;
+                                Ok((state, data_version, verified))
+                            })
+                        };
+                        // A poll waits for a lock no later than the end of
+                        // the wait.
+                        let read = match waiting {
+                            Some(_) => self.within_deadline(conn, started, read_once),
+                            None => read_once(),
+                        };
                         // A file cut short inside a page (the history's,
                         // say) reads as zeros there: say so rather than what
                         // the zeros looked like.
-                        match read.map_err(|e| cut_short(conn, e)) {
+                        let read = read.map_err(|e| cut_short(conn, e));
+                        // A poll that finds the database locked (by the
+                        // instance at work, say) learns nothing new.
+                        let read = match (read, waiting.take()) {
+                            (Err(e), Some(incomplete)) if is_lock_error(&e) => Err(incomplete),
+                            (read, _) => read,
+                        };
+                        match read {
                             Err(e) if self.wait_for_incomplete(&e, started, &mut polls) => {
-                                if let Error::Incomplete { version, .. } = e {
+                                if let Error::Incomplete { version, .. } = &e {
                                     waited_at.get_or_insert(version.saturating_sub(1));
                                 }
+                                waiting = Some(e);
                             }
                             read => break read?,
                         }
@@ -844,7 +862,9 @@ impl<'m> Migrator<'m> {
                     if !self.wait_for_incomplete(&e, started, &mut polls) {
                         return Err(e);
                     }
-                    self.poll_incomplete(conn, &e, started, &mut polls);
+                    if self.poll_incomplete(conn, &e, started, &mut polls) {
+                        return Err(e);
+                    }
                     // Read everything again once it is done.
                     known = None;
                 }
@@ -881,10 +901,43 @@ impl<'m> Migrator<'m> {
     /// journal-mode changes), until the migration is no longer marked
     /// started or the wait is over. The write transaction after it reads
     /// and decides again.
-    fn poll_incomplete(&self, conn: &Connection, e: &Error, started: Instant, polls: &mut u32) {
-        while state::has_started(conn).unwrap_or(false)
-            && self.wait_for_incomplete(e, started, polls)
-        {}
+    /// Returns whether the wait is over with the migration still marked
+    /// started (or the database still locked): then `e` is the answer.
+    fn poll_incomplete(
+        &self,
+        conn: &Connection,
+        e: &Error,
+        started: Instant,
+        polls: &mut u32,
+    ) -> bool {
+        loop {
+            match self.within_deadline(conn, started, || state::has_started(conn)) {
+                Ok(true) => {}
+                Err(read) if is_lock_error(&read) => {}
+                Ok(false) | Err(_) => return false,
+            }
+            if !self.wait_for_incomplete(e, started, polls) {
+                return true;
+            }
+        }
+    }
+
+    /// `read` with the connection's busy timeout cut to what is left of
+    /// the lock timeout from the start of the run: a poll never waits for
+    /// a lock past the end of the wait it is part of.
+    fn within_deadline<T>(
+        &self,
+        conn: &Connection,
+        started: Instant,
+        read: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let left = self.lock_timeout.saturating_sub(started.elapsed());
+        conn.busy_timeout(left)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        let result = read();
+        conn.busy_timeout(self.lock_timeout)
+            .map_err(|e| Error::sqlite("cannot set busy_timeout", e))?;
+        result
     }
 
     /// At the start of a write transaction: the database's version, whether
@@ -1379,9 +1432,9 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     // size from the file when a read transaction starts (another process
     // may have made the database since this connection last looked, with
     // another page size), and while the transaction holds its read lock no
-    // other connection changes the file, except a WAL checkpoint that
-    // writes whole pages: a length that is not whole pages is read again
-    // after a pause before it is believed.
+    // other connection changes the file, except a WAL checkpoint: a
+    // length that is not whole pages is believed only if it holds still
+    // (see below).
     // (A database damaged so that its schema cannot be read is measured
     // without the transaction.)
     let now = |conn: &Connection| -> Result<(u64, u64)> {
@@ -1418,13 +1471,20 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     };
     // SQLite reads a file of 0 or 1 byte as an empty database.
     let cut = |(len, page_size): (u64, u64)| len > 1 && page_size > 0 && len % page_size != 0;
-    let measured = match measure()? {
-        Some(measured) if cut(measured) => {
-            std::thread::sleep(Duration::from_millis(20));
-            measure()?
-        }
-        measured => measured,
-    };
+    // A file cut short keeps its length. One that a WAL checkpoint of
+    // another connection is extending right now (it may, during our write
+    // transaction too) grows, and on some file systems (tmpfs) shows a
+    // large page being written in 4 KiB steps: believe only a length that
+    // holds still for 100 ms (a checkpointer held up that long inside one
+    // write is not likely even on a busy machine).
+    let mut measured = measure()?;
+    for _ in 0..5 {
+        let Some(first) = measured.filter(|&m| cut(m)) else {
+            break;
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        measured = measure()?.filter(|&again| again == first);
+    }
     let Some((len, page_size)) = measured.filter(|&m| cut(m)) else {
         return Ok(None);
     };

@@ -537,11 +537,17 @@ fn a_second_instance_starting_during_a_no_transaction_migration_waits_and_finds_
     assert_eq!(logged, 1, "the file ran once");
 }
 
-/// A `no-transaction` migration that stays marked started (its process
-/// died) is reported once the lock timeout has passed, with the database
-/// untouched.
-#[test]
-fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
+/// A database whose version 2, a `no-transaction` migration, is marked
+/// started (its process died, or is still at work): the migrations
+/// directory, the migrations, the database's directory and path, and a
+/// connection.
+fn incomplete_at_version_2() -> (
+    tempfile::TempDir,
+    Migrations,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Connection,
+) {
     let dir = migrations_dir(&[
         (
             "001_users.sql",
@@ -561,6 +567,15 @@ fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
         "UPDATE _migrate_history SET state = 'started' WHERE version = 2; PRAGMA user_version = 1",
     )
     .unwrap();
+    (dir, m, db_dir, path, conn)
+}
+
+/// A `no-transaction` migration that stays marked started (its process
+/// died) is reported once the lock timeout has passed, with the database
+/// untouched.
+#[test]
+fn an_incomplete_migration_is_reported_after_the_lock_timeout() {
+    let (_dir, m, _db_dir, _path, mut conn) = incomplete_at_version_2();
     let before = snapshot(&conn);
     let timeout = Duration::from_millis(300);
     let t0 = Instant::now();
@@ -1083,4 +1098,203 @@ fn migrate_in_a_slow_instance(
     });
     started_rx.recv().unwrap();
     first
+}
+
+/// A WAL checkpoint of another connection may extend the main file while
+/// a run's first write transaction checks that the file is whole pages; on
+/// tmpfs a 64 KiB page shows up 4 KiB at a time. A healthy database is not
+/// called cut short.
+#[test]
+fn a_checkpoint_growing_the_file_during_the_first_write_transaction_is_not_cut_short() {
+    // tmpfs, where a write shows up in steps (ext4 showed none).
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("no /dev/shm: skipped");
+        return;
+    }
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE big (x BLOB);\n"),
+        ("002_b.sql", "CREATE TABLE b (x);\n"),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let mut refused = Vec::new();
+    let rounds = if full_size() { 20 } else { 8 };
+    for round in 0..rounds {
+        let Ok(tmp) = tempfile::tempdir_in(shm) else {
+            eprintln!("cannot write to /dev/shm: skipped");
+            return;
+        };
+        let db = tmp.path().join("app.db");
+        let mut conn = Connection::open(&db).unwrap();
+        m.migrator()
+            .page_size(65536)
+            .journal_mode(migrate_core::JournalMode::Wal)
+            .target(1)
+            .migrate(&mut conn)
+            .unwrap();
+        // The application: 128 MiB in the WAL, not yet checkpointed (a
+        // small /dev/shm, as in some containers, cannot hold it: skipped).
+        let app = open(&db);
+        let filled = app.execute_batch(
+            "PRAGMA wal_autocheckpoint = 0;
+             INSERT INTO big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             SELECT zeroblob(65000) FROM n;",
+        );
+        if let Err(e) = filled {
+            eprintln!("cannot fill the WAL in /dev/shm ({e}): skipped");
+            return;
+        }
+        let before = std::fs::metadata(&db).unwrap().len();
+        let checkpoint = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let row: (i64, i64, i64) = app
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .unwrap();
+            (row, t0.elapsed())
+        });
+        // The checkpoint has started extending the main file.
+        while std::fs::metadata(&db).unwrap().len() <= before {
+            std::thread::yield_now();
+        }
+        let t0 = Instant::now();
+        let result = m.migrate(&mut conn);
+        let took = t0.elapsed();
+        let (row, ckpt) = checkpoint.join().unwrap();
+        eprintln!(
+            "round {round}: checkpoint {row:?} in {ckpt:?}; migrate in {took:?}: {:?}",
+            result.as_ref().map(|r| r.version())
+        );
+        match result {
+            Ok(report) => assert_eq!(report.version(), 2),
+            Err(e) => refused.push(e.to_string()),
+        }
+        if !refused.is_empty() {
+            break;
+        }
+        // Healthy all along: whole pages, intact, and migrated by a retry.
+        assert_eq!(std::fs::metadata(&db).unwrap().len() % 65536, 0);
+        assert_eq!(integrity(&conn), "ok");
+        assert_eq!(m.migrate(&mut conn).unwrap().version(), 2);
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of {rounds} runs refused a healthy database: {refused:#?}",
+        refused.len()
+    );
+}
+
+/// Takes an exclusive lock on `db` (rollback journal: it keeps readers
+/// out too) on another thread, holds it `hold`, and returns once taken.
+fn exclusive_lock(db: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    let db = db.to_owned();
+    let holder = std::thread::spawn(move || {
+        let other = Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        taken.send(()).unwrap();
+        std::thread::sleep(hold);
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    is_taken.recv().unwrap();
+    holder
+}
+
+/// Waiting for an incomplete migration, at start-up. Version 2 (`no-transaction`) is marked
+/// started: the run polls, up to the lock timeout from its start. Late in
+/// that wait (at 80 % of it) another connection takes an exclusive lock
+/// (a VACUUM, a big write of that instance's file) and keeps it. The run
+/// must end about at the lock timeout, not a whole lock timeout later.
+#[test]
+fn an_exclusive_lock_late_in_the_wait_for_an_incomplete_migration_is_not_waited_twice() {
+    let (_dir, m, _tmp, db, mut conn) = incomplete_at_version_2();
+    let timeout = Duration::from_secs(2);
+    let t0 = Instant::now();
+    let (lock_db, lock_at) = (db.clone(), timeout * 4 / 5);
+    let locker = std::thread::spawn(move || {
+        std::thread::sleep(lock_at.saturating_sub(t0.elapsed()));
+        exclusive_lock(&lock_db, timeout * 3 / 2)
+    });
+    let result = m.migrator().lock_timeout(timeout).migrate(&mut conn);
+    let elapsed = t0.elapsed();
+    eprintln!("lock timeout {timeout:?}: {result:?} after {elapsed:?}");
+    locker.join().unwrap().join().unwrap();
+    assert!(
+        matches!(result, Err(Error::Incomplete { version: 2, .. })),
+        "{result:?}"
+    );
+    assert!(
+        elapsed < timeout * 5 / 4,
+        "gave up after {elapsed:?} with a lock timeout of {timeout:?}: {result:?}"
+    );
+}
+
+/// Waiting for an incomplete migration, in the poll after the write
+/// transaction found it started (another instance marked it after this
+/// run's first read). The other instance then holds an exclusive lock: the
+/// poll's read must not wait a whole lock timeout, then `BEGIN IMMEDIATE`
+/// another.
+#[test]
+fn an_exclusive_lock_during_the_poll_for_an_incomplete_migration_is_not_waited_twice() {
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+    use std::sync::{Arc, Mutex};
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        (
+            "002_nt.sql",
+            "-- migrate:no-transaction\nCREATE TABLE log (x);\n",
+        ),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = open(&db);
+    m.migrate_to(&mut conn, 1).unwrap();
+    let timeout = Duration::from_secs(2);
+    // 0: mark version 2 started after the start-up check's COMMIT;
+    // 1: take the exclusive lock once the write transaction that found it
+    // started has rolled back (before the poll's first read).
+    let stage = Arc::new(Mutex::new((0, None::<std::thread::JoinHandle<()>>)));
+    let (hook_db, hook_stage) = (db.clone(), Arc::clone(&stage));
+    conn.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(move |event: TraceEvent<'_>| {
+            let TraceEvent::Profile(stmt, _) = event else {
+                return;
+            };
+            let sql = stmt.sql();
+            let mut stage = hook_stage.lock().unwrap();
+            if stage.0 == 0 && sql.trim() == "COMMIT" {
+                open(&hook_db)
+                    .execute_batch(
+                        "INSERT INTO _migrate_history VALUES (2, 'nt', hex(zeroblob(32)), '', 0, \
+                         hex(zeroblob(32)), 'started')",
+                    )
+                    .unwrap();
+                stage.0 = 1;
+            } else if stage.0 == 1 && sql.trim() == "ROLLBACK" {
+                stage.1 = Some(exclusive_lock(&hook_db, timeout * 3 / 2));
+                stage.0 = 2;
+            }
+        }),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let result = m.migrator().lock_timeout(timeout).migrate(&mut conn);
+    let elapsed = t0.elapsed();
+    conn.trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)
+        .unwrap();
+    eprintln!("lock timeout {timeout:?}: {result:?} after {elapsed:?}");
+    let holder = stage.lock().unwrap().1.take();
+    assert_eq!(stage.lock().unwrap().0, 2, "the hooks did not run");
+    holder.unwrap().join().unwrap();
+    assert!(
+        matches!(result, Err(Error::Incomplete { version: 2, .. })),
+        "{result:?}"
+    );
+    assert!(
+        elapsed < timeout * 5 / 4,
+        "gave up after {elapsed:?} with a lock timeout of {timeout:?}: {result:?}"
+    );
 }
