@@ -733,6 +733,32 @@ fn another_connection_that_migrated_meanwhile_is_handled() {
         assert_eq!(fingerprint(&conn, false), fresh(&m, 4));
         m.verify(&conn).unwrap();
         assert_eq!(integrity(&conn), "ok");
+
+        // 4. The same between two steps, after this run committed one
+        // revert: the error says what this run did, and not that its
+        // version stays (the other connection moved the database on).
+        m.migrate_to(&mut conn, 3).unwrap();
+        conn.execute("DELETE FROM reverts", []).unwrap();
+        arm(
+            "reverted migration 3 (003_seed.down.sql)",
+            other(&db, dir.path(), 4),
+        );
+        let err = m.migrate_to(&mut conn, 1).unwrap_err();
+        assert!(hook_ran(), "wal={wal}: the hook did not run");
+        assert!(matches!(err, Error::Target { target: 1, .. }), "{err}");
+        assert!(
+            err.to_string().contains(
+                "another connection migrated it up to version 4; this run had already \
+                 reverted it to version 2 and committed that, before the other connection's \
+                 change; run again"
+            ),
+            "{err}"
+        );
+        assert_eq!(user_version(&conn), 4);
+        assert_eq!(history(&conn), [1, 2, 3, 4]);
+        assert_eq!(reverts(&conn), [3], "wal={wal}: each down file ran once");
+        m.verify(&conn).unwrap();
+        assert_eq!(integrity(&conn), "ok");
         drop(conn);
         std::fs::remove_file(&db).unwrap();
         let _ = std::fs::remove_file(tmp.path().join("app.db-wal"));

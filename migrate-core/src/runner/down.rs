@@ -355,7 +355,8 @@ impl<'m> Migrator<'m> {
     ) -> Error {
         let done = match reverted.last() {
             Some(&(last, _)) => format!(
-                "this run had reverted it to version {}, which stays",
+                "this run had already reverted it to version {} and committed that, before \
+                 the other connection's change",
                 last.version() - 1
             ),
             None => "this run changed nothing".to_owned(),
