@@ -562,19 +562,21 @@ impl<'m> Migrator<'m> {
         // the database before the write lock), and every setting of an
         // attached database when a file says DETACH (attached again, it
         // would have SQLite's defaults).
-        let reachable: Vec<(&str, Mentions)> = if target < current {
+        let names_settings = |&(_, mentions): &(&str, Mentions)| mentions.pragma || mentions.detach;
+        let reachable: Vec<&str> = if target < current {
             files
+                .into_iter()
+                .filter(names_settings)
+                .map(|(sql, _)| sql)
+                .collect()
         } else {
             (1..=target)
                 .filter_map(|v| self.migrations.get(v))
                 .map(|m| (m.sql(), m.mentions()))
+                .filter(names_settings)
+                .map(|(sql, _)| sql)
                 .collect()
         };
-        let reachable: Vec<&str> = reachable
-            .into_iter()
-            .filter(|(_, mentions)| mentions.pragma || mentions.detach)
-            .map(|(sql, _)| sql)
-            .collect();
         let settings = Settings::capture(conn, (!reachable.is_empty()).then_some(&reachable[..]))?;
         let mut restore_error = None;
         if foreign_keys {
@@ -903,6 +905,7 @@ impl<'m> Migrator<'m> {
     /// and decides again.
     /// Returns whether the wait is over with the migration still marked
     /// started (or the database still locked): then `e` is the answer.
+    #[must_use]
     fn poll_incomplete(
         &self,
         conn: &Connection,
@@ -2534,7 +2537,7 @@ impl TableWatch {
             tables: schema,
             replaces,
             triggers,
-        } = tables(conn)?;
+        } = tables(conn, true)?;
         self.schema_replaces.set(replaces);
         *self.triggers.borrow_mut() = triggers;
         self.foreign_keys_possible
@@ -2672,11 +2675,14 @@ impl TableWatch {
     fn current_schema(&self, conn: &Connection) -> Result<()> {
         let changed = std::mem::replace(&mut lock(&self.seen).schema_changed, false);
         if changed || self.schema.borrow().is_none() {
+            // `Changed` compares every table before and after; the
+            // foreign-key scope needs only the tables that may have a
+            // foreign key.
             let Schema {
                 tables: schema,
                 replaces,
                 triggers,
-            } = tables(conn)?;
+            } = tables(conn, self.wants_before)?;
             *self.triggers.borrow_mut() = triggers;
             // Sticky: a trigger that replaced rows may be gone by now.
             self.schema_replaces
@@ -2989,14 +2995,22 @@ struct TableSql {
     references: bool,
 }
 
-fn tables(conn: &Connection) -> Result<Schema> {
+/// `all`: every table; otherwise only those whose SQL says `REFERENCES` or
+/// `REPLACE` (SQLite leaves out the others, which a large schema has many
+/// of, without handing their SQL over).
+fn tables(conn: &Connection, all: bool) -> Result<Schema> {
     let context = "cannot read the database's schema";
-    let mut stmt = conn
-        .prepare(
-            "SELECT type = 'table', name, coalesce(sql, '') FROM main.sqlite_master \
-             WHERE type IN ('table', 'trigger')",
-        )
-        .map_err(|e| Error::sqlite(context, e))?;
+    let sql = if all {
+        "SELECT type = 'table', name, coalesce(sql, '') FROM main.sqlite_master \
+         WHERE type IN ('table', 'trigger')"
+    } else {
+        // `lower` and `instr`, not LIKE, which the caller's
+        // `case_sensitive_like` would change.
+        "SELECT type = 'table', name, coalesce(sql, '') FROM main.sqlite_master \
+         WHERE type = 'trigger' OR (type = 'table' AND (instr(lower(sql), 'references') \
+         OR instr(lower(sql), 'replace')))"
+    };
+    let mut stmt = conn.prepare(sql).map_err(|e| Error::sqlite(context, e))?;
     let mut rows = stmt.query([]).map_err(|e| Error::sqlite(context, e))?;
     let mut schema = Schema {
         tables: BTreeMap::new(),

@@ -98,6 +98,28 @@ const PARENT: &str = "CREATE TABLE p (id INTEGER PRIMARY KEY);\n\
                       INSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1);\n";
 const PURGE: &str = "DELETE FROM p;\n";
 
+/// The foreign-key scope finds a child table whatever the case of its
+/// `REFERENCES`, also on a connection with `case_sensitive_like` on (the
+/// schema read filters the tables in SQL).
+#[test]
+fn a_child_table_is_checked_on_a_connection_with_case_sensitive_like() {
+    for references in ["REFERENCES", "references", "ReFeReNcEs"] {
+        let schema = PARENT.replace("REFERENCES", references);
+        let (_d, m) = load(&[("001_schema.sql", &schema), ("002_purge.sql", PURGE)]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON")
+            .unwrap();
+        m.migrate_to(&mut conn, 1).unwrap();
+        let before = snapshot(&conn);
+        let err = m.migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, Error::ForeignKeyViolation { version: 2, .. }),
+            "{references}: {err:?}"
+        );
+        assert_eq!(snapshot(&conn), before, "{references}: rolled back");
+    }
+}
+
 #[test]
 fn a_temporary_table_does_not_hide_the_main_table_from_the_checks() {
     // Foreign keys: a temp table named like the child.

@@ -1230,15 +1230,79 @@ fn an_exclusive_lock_late_in_the_wait_for_an_incomplete_migration_is_not_waited_
     );
 }
 
-/// Waiting for an incomplete migration, in the poll after the write
-/// transaction found it started (another instance marked it after this
-/// run's first read). The other instance then holds an exclusive lock: the
-/// poll's read must not wait a whole lock timeout, then `BEGIN IMMEDIATE`
-/// another.
-#[test]
-fn an_exclusive_lock_during_the_poll_for_an_incomplete_migration_is_not_waited_twice() {
+/// Runs `run` on `conn` (at a version below `version`, a `no-transaction`
+/// migration) while another instance marks `version` started just after
+/// the run's first read (the first COMMIT after `after`, a statement of
+/// the start-up read), then takes an exclusive lock on the database once
+/// the run's write transaction that found it started rolled back, and
+/// holds it for 1.5 lock timeouts. The run must end with `Incomplete` at
+/// about the lock timeout: not after waiting a whole timeout more for the
+/// lock in its poll and again for `BEGIN IMMEDIATE`, and not with `Locked`.
+fn incomplete_then_locked_while_polling(
+    conn: &mut Connection,
+    db: &std::path::Path,
+    version: u32,
+    after: &'static str,
+    timeout: Duration,
+    run: impl FnOnce(&mut Connection) -> Result<migrate_core::Report, Error>,
+) {
     use rusqlite::trace::{TraceEvent, TraceEventCodes};
     use std::sync::{Arc, Mutex};
+    // 0: wait for `after`; 1: mark `version` started at the next COMMIT;
+    // 2: take the exclusive lock at the next ROLLBACK; 3: done.
+    let stage = Arc::new(Mutex::new((0, None::<std::thread::JoinHandle<()>>)));
+    let (hook_db, hook_stage) = (db.to_owned(), Arc::clone(&stage));
+    conn.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(move |event: TraceEvent<'_>| {
+            let TraceEvent::Profile(stmt, _) = event else {
+                return;
+            };
+            let sql = stmt.sql();
+            let sql = sql.trim();
+            let mut stage = hook_stage.lock().unwrap();
+            if stage.0 == 0 && sql == after {
+                stage.0 = 1;
+            } else if stage.0 == 1 && sql == "COMMIT" {
+                open(&hook_db)
+                    .execute(
+                        "INSERT INTO _migrate_history VALUES (?1, 'nt', hex(zeroblob(32)), '', \
+                         0, hex(zeroblob(32)), 'started')",
+                        [version],
+                    )
+                    .unwrap();
+                stage.0 = 2;
+            } else if stage.0 == 2 && sql == "ROLLBACK" {
+                stage.1 = Some(exclusive_lock(&hook_db, timeout * 3 / 2));
+                stage.0 = 3;
+            }
+        }),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let result = run(conn);
+    let elapsed = t0.elapsed();
+    conn.trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)
+        .unwrap();
+    eprintln!("lock timeout {timeout:?}: {result:?} after {elapsed:?}");
+    let holder = stage.lock().unwrap().1.take();
+    assert_eq!(stage.lock().unwrap().0, 3, "the hooks did not run");
+    holder.unwrap().join().unwrap();
+    assert!(
+        matches!(result, Err(Error::Incomplete { version: v, .. }) if v == version),
+        "{result:?}"
+    );
+    assert!(
+        elapsed < timeout * 5 / 4,
+        "gave up after {elapsed:?} with a lock timeout of {timeout:?}: {result:?}"
+    );
+}
+
+/// Waiting for an incomplete migration, in the poll after the write
+/// transaction found it started (another instance marked it after this
+/// run's first read), while the other instance holds an exclusive lock.
+#[test]
+fn an_exclusive_lock_during_the_poll_for_an_incomplete_migration_is_not_waited_twice() {
     let dir = migrations_dir(&[
         ("001_a.sql", "CREATE TABLE a (x);\n"),
         (
@@ -1252,49 +1316,37 @@ fn an_exclusive_lock_during_the_poll_for_an_incomplete_migration_is_not_waited_t
     let mut conn = open(&db);
     m.migrate_to(&mut conn, 1).unwrap();
     let timeout = Duration::from_secs(2);
-    // 0: mark version 2 started after the start-up check's COMMIT;
-    // 1: take the exclusive lock once the write transaction that found it
-    // started has rolled back (before the poll's first read).
-    let stage = Arc::new(Mutex::new((0, None::<std::thread::JoinHandle<()>>)));
-    let (hook_db, hook_stage) = (db.clone(), Arc::clone(&stage));
-    conn.trace_v2(
-        TraceEventCodes::SQLITE_TRACE_PROFILE,
-        Some(move |event: TraceEvent<'_>| {
-            let TraceEvent::Profile(stmt, _) = event else {
-                return;
-            };
-            let sql = stmt.sql();
-            let mut stage = hook_stage.lock().unwrap();
-            if stage.0 == 0 && sql.trim() == "COMMIT" {
-                open(&hook_db)
-                    .execute_batch(
-                        "INSERT INTO _migrate_history VALUES (2, 'nt', hex(zeroblob(32)), '', 0, \
-                         hex(zeroblob(32)), 'started')",
-                    )
-                    .unwrap();
-                stage.0 = 1;
-            } else if stage.0 == 1 && sql.trim() == "ROLLBACK" {
-                stage.1 = Some(exclusive_lock(&hook_db, timeout * 3 / 2));
-                stage.0 = 2;
-            }
-        }),
-    )
-    .unwrap();
-    let t0 = Instant::now();
-    let result = m.migrator().lock_timeout(timeout).migrate(&mut conn);
-    let elapsed = t0.elapsed();
-    conn.trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)
-        .unwrap();
-    eprintln!("lock timeout {timeout:?}: {result:?} after {elapsed:?}");
-    let holder = stage.lock().unwrap().1.take();
-    assert_eq!(stage.lock().unwrap().0, 2, "the hooks did not run");
-    holder.unwrap().join().unwrap();
-    assert!(
-        matches!(result, Err(Error::Incomplete { version: 2, .. })),
-        "{result:?}"
-    );
-    assert!(
-        elapsed < timeout * 5 / 4,
-        "gave up after {elapsed:?} with a lock timeout of {timeout:?}: {result:?}"
+    incomplete_then_locked_while_polling(&mut conn, &db, 2, "BEGIN", timeout, |conn| {
+        m.migrator().lock_timeout(timeout).migrate(conn)
+    });
+}
+
+/// The same for a revert: its write transaction finds another instance's
+/// `no-transaction` migration (version 3) marked started.
+#[test]
+fn a_revert_polling_for_an_incomplete_migration_does_not_wait_twice() {
+    let dir = migrations_dir(&[
+        ("001_a.sql", "CREATE TABLE a (x);\n"),
+        ("001_a.down.sql", "DROP TABLE a;\n"),
+        ("002_b.sql", "CREATE TABLE b (x);\n"),
+        ("002_b.down.sql", "DROP TABLE b;\n"),
+        (
+            "003_nt.sql",
+            "-- migrate:no-transaction\nCREATE TABLE log (x);\n",
+        ),
+    ]);
+    let m = Migrations::from_dir(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("app.db");
+    let mut conn = open(&db);
+    m.migrate_to(&mut conn, 2).unwrap();
+    let timeout = Duration::from_secs(2);
+    incomplete_then_locked_while_polling(
+        &mut conn,
+        &db,
+        3,
+        "PRAGMA data_version",
+        timeout,
+        |conn| m.migrator().lock_timeout(timeout).target(1).migrate(conn),
     );
 }

@@ -204,7 +204,9 @@ impl<'m> Migrator<'m> {
                     if !self.wait_for_incomplete(&e, started, &mut polls) {
                         return Err(e);
                     }
-                    self.poll_incomplete(conn, &e, started, &mut polls);
+                    if self.poll_incomplete(conn, &e, started, &mut polls) {
+                        return Err(e);
+                    }
                     known = None;
                 }
             }
