@@ -340,6 +340,7 @@ pub fn run_common(lib: &dyn Library, cmd: &str, args: &Args) -> Res<bool> {
             }
             drop(conn);
         }
+        "pending" => pending(lib, args)?,
         "big" => big(lib, args)?,
         "cascade" => cascade(lib)?,
         _ => return Ok(false),
@@ -493,6 +494,88 @@ fn fresh(lib: &dyn Library, args: &Args) -> Res<()> {
         }
     }
     remove_db(&db);
+    Ok(())
+}
+
+/// The variants of the library that the pending scenario runs: ours with
+/// the integrity levels a project with a long history would choose, the
+/// peers as they are.
+fn pending_variants(lib: &dyn Library) -> Vec<&'static str> {
+    if lib.name() == "ours" {
+        vec!["ours-changed", "ours-off"]
+    } else {
+        vec![lib.name()]
+    }
+}
+
+/// One new migration on a database that has the other `n - 1` (a project
+/// with a long history deploys a new version): on a copy of a template,
+/// a fresh connection that has read the schema, the library's migrate call
+/// timed next to plain rusqlite applying the same file to a copy of a
+/// plain template, in alternating order in this process.
+fn pending(lib: &dyn Library, args: &Args) -> Res<()> {
+    let n = args.num("n")?;
+    let dir = args.path("dir")?;
+    let iters = args.num("iters")?;
+    let sqls = small_migrations(n);
+    let prepared = lib.prepare(&sqls)?;
+    let group = format!("pending.{n}");
+    let name = lib.name();
+    let lib_template = dir.join(format!("pending-{name}-{n}.tpl"));
+    let plain_template = dir.join(format!("pending-plain-{name}-{n}.tpl"));
+    for template in [&lib_template, &plain_template] {
+        remove_db(template);
+        let mut conn = Connection::open(template)?;
+        if template == &lib_template {
+            lib.migrate(&mut conn, &prepared, name, Some(n - 1))?;
+        } else {
+            plain_apply(&conn, &sqls[..n - 1], true)?;
+        }
+    }
+    // Every copy made and flushed first, then a pause: a commit's fsync
+    // right after a copy's waits for the file system's journal to take the
+    // copy, which made the first runs ten times slower than the rest.
+    let variants = pending_variants(lib);
+    let mut copies = Vec::new();
+    for i in 0..iters {
+        for (j, _) in variants.iter().enumerate() {
+            let lib_copy = dir.join(format!("pending-{name}-{n}-{i}-{j}.db"));
+            let plain_copy = dir.join(format!("pending-plain-{name}-{n}-{i}-{j}.db"));
+            copy_db(&lib_template, &lib_copy)?;
+            copy_db(&plain_template, &plain_copy)?;
+            copies.push((lib_copy, plain_copy));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Opened, the schema read: the state of an application that opened
+    // its database. Not timed.
+    let opened = |db: &Path| -> Res<Connection> {
+        let conn = Connection::open(db)?;
+        let _: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        Ok(conn)
+    };
+    let last = &sqls[n - 1..];
+    let mut copies = copies.iter();
+    for i in 0..iters {
+        for variant in rotate(&variants, i) {
+            let (lib_copy, plain_copy) = copies.next().ok_or("fewer copies than runs")?;
+            let mut lib_conn = opened(lib_copy)?;
+            let base_conn = opened(plain_copy)?;
+            let (base, lib_t) = pair(
+                i,
+                || plain_apply(&base_conn, last, false),
+                || lib.migrate(&mut lib_conn, &prepared, variant, None),
+            )?;
+            emit(&group, "plain", base, None);
+            emit(&group, variant, lib_t, Some(lib_t / base));
+            drop((lib_conn, base_conn));
+            remove_db(lib_copy);
+            remove_db(plain_copy);
+        }
+    }
+    for db in [&lib_template, &plain_template] {
+        remove_db(db);
+    }
     Ok(())
 }
 

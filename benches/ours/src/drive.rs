@@ -124,6 +124,8 @@ struct Config {
     fresh_n: usize,
     fresh_iters: usize,
     fresh_rounds: usize,
+    pending_rounds: usize,
+    pending_iters: usize,
     rows: usize,
     child: usize,
     big_rounds: usize,
@@ -152,6 +154,8 @@ impl Config {
             // (per-migration WAL medians moved by 0.1x between runs of 5
             // rounds): more rounds steady the medians.
             fresh_rounds: pick("fresh-rounds", 15, 1)?,
+            pending_rounds: pick("pending-rounds", 3, 1)?,
+            pending_iters: pick("pending-iters", 10, 2)?,
             rows,
             child: pick("child", rows / 10, rows / 10)?,
             big_rounds: pick("big-rounds", 5, 1)?,
@@ -160,7 +164,7 @@ impl Config {
             addcol_rounds: pick("addcol-rounds", 21, 1)?,
             cost_rows: pick("cost-rows", 1_500_000, 2_000)?,
             only: args
-                .str_or("only", "check,fresh,rebuild,addcol,cascade,cost")
+                .str_or("only", "check,pending,fresh,rebuild,addcol,cascade,cost")
                 .split(',')
                 .map(str::to_owned)
                 .collect(),
@@ -249,6 +253,34 @@ pub fn drive(args: &Args) -> Res<()> {
                             ]),
                         )?;
                     }
+                }
+            }
+        }
+    }
+
+    // One pending migration after a long history.
+    if config.runs("pending") {
+        for &n in &config.check_sizes {
+            for round in 0..config.pending_rounds {
+                eprintln!(
+                    "pending n={n}: round {}/{}",
+                    round + 1,
+                    config.pending_rounds
+                );
+                for bin in rotate(&bins.iter().collect::<Vec<_>>(), round) {
+                    run(
+                        &mut store,
+                        bin,
+                        &strings(&[
+                            "pending",
+                            "--n",
+                            &n.to_string(),
+                            "--dir",
+                            &dir.display().to_string(),
+                            "--iters",
+                            &config.pending_iters.to_string(),
+                        ]),
+                    )?;
                 }
             }
         }
@@ -575,6 +607,46 @@ fn report(store: &Store, config: &Config) -> String {
                         verdict(b / a <= 1.2 * (bb / ba).max(1.0))
                     ));
                 }
+            }
+        }
+    }
+
+    if config.runs("pending") {
+        let _ = writeln!(
+            o,
+            "\n### One new migration after a long history\n\n\
+             Not a scenario of the issue: what a deploy of one new migration costs \
+             a project with N - 1 applied. A copy of a database at version N - 1 \
+             made by the library, a connection that has read the schema (an \
+             application that opened its database), then the library's migrate \
+             call; timed next to plain rusqlite applying the same file in one \
+             transaction to a copy of a plain database, in alternating order in \
+             one process. \"× plain\" is the median of those per-pair ratios. Ours \
+             runs with the integrity check `Changed` and off.\n"
+        );
+        let _ = writeln!(o, "| N | runner | median | p25 – p75 | × plain |");
+        let _ = writeln!(o, "|---|---|---|---|---|");
+        for &n in &config.check_sizes {
+            let group = format!("pending.{n}");
+            for v in [
+                "ours-changed",
+                "ours-off",
+                RM,
+                REFINERY,
+                "plain",
+                "plain [rusqlite_migration build]",
+                "plain [refinery build]",
+            ] {
+                let Some(s) = store.get(&group, v) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    o,
+                    "| {n} | {v} | {} | {} | {} |",
+                    fmt_opt(median(&s.values), fmt_time),
+                    spread(s),
+                    fmt_opt(median(&s.ratios), |x| format!("{x:.2}")),
+                );
             }
         }
     }
