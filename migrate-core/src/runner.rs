@@ -288,6 +288,10 @@ impl<'m> Migrator<'m> {
     /// How long to wait for another connection's write lock before
     /// returning [`Error::Locked`] (default 5 s).
     ///
+    /// It also bounds the wait for another instance's `no-transaction`
+    /// migration that the run finds marked started: counted from the start
+    /// of the run, after which the answer is [`Error::Incomplete`].
+    ///
     /// The run sets the connection's busy timeout to this and restores the
     /// previous number of milliseconds afterwards; a custom busy handler
     /// installed with `busy_handler` is not restored (rusqlite cannot read
