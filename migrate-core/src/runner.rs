@@ -1181,9 +1181,18 @@ impl<'m> Migrator<'m> {
         // change counter shows.
         // A file may turn the rollback journal off for itself (`PRAGMA
         // journal_mode = OFF` to load faster): it is put back after the
-        // file, so that the migrations after it can still roll back.
-        let journal =
-            journal_mode(conn).map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?;
+        // file, so that the migrations after it can still roll back. Only
+        // a file that says PRAGMA can (and only then is the mode read: the
+        // read waits for another connection's exclusive lock).
+        let mentions = m.mentions();
+        let journal = if mentions.pragma {
+            Some(
+                journal_mode(conn)
+                    .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode", e))?,
+            )
+        } else {
+            None
+        };
         let commits = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sink = Arc::clone(&commits);
         conn.commit_hook(Some(move || {
@@ -1191,7 +1200,6 @@ impl<'m> Migrator<'m> {
             false
         }))
         .map_err(|e| Error::sqlite("cannot install a commit hook", e))?;
-        let mentions = m.mentions();
         let ran = run_file(conn, m, mentions, None, Some(&commits));
         if let Err(e) = conn.commit_hook(None::<fn() -> bool>) {
             log::error!("cannot remove the commit hook: {e}");
@@ -1213,7 +1221,7 @@ impl<'m> Migrator<'m> {
                     );
                 }
             }
-            if let Err(r) = put_journal_back(conn, &journal) {
+            if let Err(r) = put_journal_back(conn, journal.as_deref()) {
                 log::error!("{r}");
                 if let Error::Migration { message, .. } = &mut e {
                     message.push_str(&format!(" ({r})"));
@@ -1252,13 +1260,10 @@ impl<'m> Migrator<'m> {
         if open {
             rollback(conn);
         }
-        if let Err(e) = put_journal_back(conn, &journal) {
-            return Err(at_end_of(
-                m,
-                e.to_string(),
-                Hint::None,
-                Outcome::RanNotMarked,
-            ));
+        if let Err(e) = put_journal_back(conn, journal.as_deref()) {
+            // Another connection's lock: say so, as when marking it fails.
+            let hint = lock_hint(&e);
+            return Err(at_end_of(m, e.to_string(), hint, Outcome::RanNotMarked));
         }
         if open {
             return Err(at_end_of(
@@ -1274,7 +1279,19 @@ impl<'m> Migrator<'m> {
         // already in, so a failure leaves it marked incomplete.
         load_edited_schema(conn, m, &mentions, watch, Outcome::RanNotMarked)?;
         if let Some(watch) = watch.filter(|_| foreign_keys) {
-            foreign_key_check(conn, m, &watch.step_scope(conn)?, Outcome::RanNotMarked)?;
+            // Reading the schema may wait for another connection's lock:
+            // the error still says that the file ran (not `Locked`, which
+            // says that nothing did).
+            let scope = watch.step_scope(conn).map_err(|e| {
+                let hint = lock_hint(&e);
+                at_end_of(
+                    m,
+                    format!("its foreign keys could not be checked: {e}"),
+                    hint,
+                    Outcome::RanNotMarked,
+                )
+            })?;
+            foreign_key_check(conn, m, &scope, Outcome::RanNotMarked)?;
         }
         let marked = begin_immediate(conn, self.lock_timeout)
             .and_then(|()| {
@@ -1507,6 +1524,16 @@ fn not_whole_pages(conn: &Connection) -> Result<Option<Error>> {
     )))
 }
 
+/// `Hint::Locked` for an error that another connection's lock caused
+/// (also a plain SQLite busy error), `Hint::None` for any other.
+fn lock_hint(e: &Error) -> Hint {
+    if is_lock_error(e) || matches!(e, Error::Sqlite { cause, .. } if is_busy(cause)) {
+        Hint::Locked
+    } else {
+        Hint::None
+    }
+}
+
 /// Whether the run failed waiting for another connection's lock.
 fn is_lock_error(e: &Error) -> bool {
     match e {
@@ -1572,8 +1599,12 @@ fn journal_mode(conn: &Connection) -> rusqlite::Result<String> {
 /// After a `no-transaction` file: if it left the main database without a
 /// rollback journal on disk (`OFF`, or `MEMORY`, which a crash loses), put
 /// back the mode it had before. (A file that switches to WAL, or between
-/// the on-disk modes, keeps its choice.)
-fn put_journal_back(conn: &Connection, before: &str) -> Result<()> {
+/// the on-disk modes, keeps its choice.) `before`: `None` when the file
+/// cannot have changed it.
+fn put_journal_back(conn: &Connection, before: Option<&str>) -> Result<()> {
+    let Some(before) = before else {
+        return Ok(()); // the file cannot have changed it
+    };
     let now = journal_mode(conn)
         .map_err(|e| Error::sqlite("cannot read PRAGMA journal_mode after the file", e))?;
     let unsafe_mode = now.eq_ignore_ascii_case("off") || now.eq_ignore_ascii_case("memory");

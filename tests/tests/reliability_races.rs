@@ -1357,3 +1357,70 @@ fn a_revert_polling_for_an_incomplete_migration_does_not_wait_twice() {
         |conn| m.migrator().lock_timeout(timeout).target(1).migrate(conn),
     );
 }
+
+/// A `no-transaction` file that ran to its end, after which another
+/// connection holds an exclusive lock past the lock timeout: the error
+/// says the file ran and could not be recorded because of the lock
+/// (`Hint::Locked`), whether or not the file says PRAGMA (after which the
+/// run reads the journal mode it may have changed).
+#[test]
+fn a_lock_after_a_no_transaction_file_ran_is_reported_as_a_lock() {
+    use migrate_core::{Hint, Outcome};
+    use rusqlite::functions::FunctionFlags;
+    for file in [
+        "-- migrate:no-transaction\nCREATE TABLE log (x);\nSELECT lock_now();\n",
+        "-- migrate:no-transaction\nPRAGMA cache_size = 100;\nCREATE TABLE log (x);\nSELECT lock_now();\n",
+    ] {
+        let dir = migrations_dir(&[
+            ("001_a.sql", "CREATE TABLE a (x);\n"),
+            ("002_nt.sql", file),
+        ]);
+        let m = Migrations::from_dir(dir.path()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let mut conn = open(&db);
+        m.migrate_to(&mut conn, 1).unwrap();
+        let timeout = Duration::from_millis(300);
+        let holder = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (lock_db, lock_holder) = (db.clone(), std::sync::Arc::clone(&holder));
+        // The file's last statement: another connection takes an exclusive
+        // lock (it waits for this statement's own lock to go) and keeps it
+        // past the lock timeout.
+        conn.create_scalar_function("lock_now", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+            let db = lock_db.clone();
+            let (taken, is_taken) = std::sync::mpsc::channel();
+            *lock_holder.lock().unwrap() = Some(std::thread::spawn(move || {
+                let other = Connection::open(&db).unwrap();
+                other.busy_timeout(Duration::from_secs(5)).unwrap();
+                other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                taken.send(()).unwrap();
+                std::thread::sleep(timeout * 3);
+                other.execute_batch("ROLLBACK").unwrap();
+            }));
+            // Not yet taken: this statement holds a lock until it ends.
+            let _ = is_taken.recv_timeout(Duration::from_millis(50));
+            Ok(0)
+        })
+        .unwrap();
+        let result = m.migrator().lock_timeout(timeout).migrate(&mut conn);
+        let handle = holder.lock().unwrap().take();
+        handle.unwrap().join().unwrap();
+        match &result {
+            Err(Error::Migration {
+                version: 2,
+                hint,
+                outcome,
+                ..
+            }) => {
+                assert_eq!(*hint, Hint::Locked, "{file:?}: {result:?}");
+                assert_eq!(*outcome, Outcome::RanNotMarked, "{file:?}: {result:?}");
+            }
+            other => panic!("{file:?}: {other:?}"),
+        }
+        // It stays marked started: the next run says so.
+        assert!(
+            matches!(m.verify(&conn), Err(Error::Incomplete { version: 2, .. })),
+            "{file:?}"
+        );
+    }
+}
