@@ -469,8 +469,9 @@ impl fmt::Display for Outcome {
             }
             Outcome::RanNotMarked => {
                 "the file ran to its end outside a transaction, so nothing of it was rolled back; \
-                 it stays marked incomplete: fix the database by hand, then mark it applied as \
-                 the next run explains"
+                 it stays marked incomplete: fix by hand what the error names, if it is in the \
+                 database (a lock needs nothing fixed), then mark it applied as the next run \
+                 explains"
             }
         })
     }

@@ -1260,10 +1260,20 @@ impl<'m> Migrator<'m> {
         if open {
             rollback(conn);
         }
-        if let Err(e) = put_journal_back(conn, journal.as_deref()) {
-            // Another connection's lock: say so, as when marking it fails.
+        // What stops the file from being marked applied after it ran: it
+        // stays marked started, and a lock says so (not `Locked`, which
+        // says that nothing ran).
+        let not_marked = |e: Error| {
             let hint = lock_hint(&e);
-            return Err(at_end_of(m, e.to_string(), hint, Outcome::RanNotMarked));
+            at_end_of(
+                m,
+                format!("it could not be marked applied: {e}"),
+                hint,
+                Outcome::RanNotMarked,
+            )
+        };
+        if let Err(e) = put_journal_back(conn, journal.as_deref()) {
+            return Err(not_marked(e));
         }
         if open {
             return Err(at_end_of(
@@ -1279,18 +1289,8 @@ impl<'m> Migrator<'m> {
         // already in, so a failure leaves it marked incomplete.
         load_edited_schema(conn, m, &mentions, watch, Outcome::RanNotMarked)?;
         if let Some(watch) = watch.filter(|_| foreign_keys) {
-            // Reading the schema may wait for another connection's lock:
-            // the error still says that the file ran (not `Locked`, which
-            // says that nothing did).
-            let scope = watch.step_scope(conn).map_err(|e| {
-                let hint = lock_hint(&e);
-                at_end_of(
-                    m,
-                    format!("its foreign keys could not be checked: {e}"),
-                    hint,
-                    Outcome::RanNotMarked,
-                )
-            })?;
+            // Reading the schema may wait for another connection's lock.
+            let scope = watch.step_scope(conn).map_err(not_marked)?;
             foreign_key_check(conn, m, &scope, Outcome::RanNotMarked)?;
         }
         let marked = begin_immediate(conn, self.lock_timeout)

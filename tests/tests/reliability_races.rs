@@ -1414,6 +1414,12 @@ fn a_lock_after_a_no_transaction_file_ran_is_reported_as_a_lock() {
             }) => {
                 assert_eq!(*hint, Hint::Locked, "{file:?}: {result:?}");
                 assert_eq!(*outcome, Outcome::RanNotMarked, "{file:?}: {result:?}");
+                let said = result.as_ref().unwrap_err().to_string();
+                eprintln!("{said}");
+                assert!(
+                    said.contains("could not be marked applied") && said.contains("lock timeout"),
+                    "{file:?}: {said}"
+                );
             }
             other => panic!("{file:?}: {other:?}"),
         }
