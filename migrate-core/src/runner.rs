@@ -42,8 +42,9 @@ pub enum IntegrityCheck {
     Quick,
     /// `PRAGMA integrity_check(<table>)` on each table (with its indexes)
     /// that the applied migrations created, rebuilt, altered, reindexed or
-    /// wrote rows to, as SQLite's authorizer reports them and a comparison of the
-    /// schema before and after shows. The cost follows what the migrations
+    /// wrote rows to, as SQLite's authorizer reports them (and, for a table
+    /// a file renamed, a comparison of the schema before and after that
+    /// file shows). The cost follows what the migrations
     /// touched, not the size of the database. When they touched every
     /// table (a new database), one `PRAGMA integrity_check` runs instead:
     /// cheaper than one per table, and it covers more; so it does after a
@@ -961,9 +962,6 @@ impl<'m> Migrator<'m> {
         watch: Option<&TableWatch>,
         known: Option<Known>,
     ) -> Result<(i64, u32, bool, bool)> {
-        if let Some(watch) = watch {
-            watch.begin(conn)?;
-        }
         let seen = state::data_version(conn)?;
         let unchanged = known.filter(|k| k.data_version == seen);
         if unchanged.is_none() {
@@ -2473,10 +2471,14 @@ fn integrity_check(
 /// [`IntegrityCheck::Changed`], which adds the tables whose schema changed
 /// (created, rebuilt, altered).
 struct TableWatch {
-    /// Whether `Changed` needs the tables as they were before the run.
-    wants_before: bool,
-    /// The tables and their SQL before the run, for `Changed`: read at the
-    /// start of the run's first write transaction (not yet: `None`).
+    /// Whether the run checks [`IntegrityCheck::Changed`]: then the
+    /// tables it touched are what [`TableWatch::finish`] returns.
+    changed: bool,
+    /// For `Changed`, the tables and their SQL before the first file of the
+    /// run that says `RENAME` (not yet, or no such file: `None`). SQLite's
+    /// authorizer reports every table a statement writes, creates, alters
+    /// or drops, but a renamed table by its old name only: the comparison
+    /// of this read with the schema after the run finds the new name.
     before: std::cell::RefCell<Option<BTreeMap<String, TableSql>>>,
     /// The tables and their SQL as last read (not yet: `None`); read again
     /// only after a statement that may have changed the schema.
@@ -2534,16 +2536,10 @@ struct Seen {
 
 impl TableWatch {
     /// `keys_possible`: whether a table may have a foreign key during the
-    /// run, if known. With `with_schema` (for `Changed`), the tables before
-    /// the run are read at the start of its first write transaction (see
-    /// [`TableWatch::begin`]), where the run holds a lock already.
-    fn start(
-        conn: &mut Connection,
-        with_schema: bool,
-        keys_possible: Option<bool>,
-    ) -> Result<Self> {
+    /// run, if known. `changed`: whether the run checks `Changed`.
+    fn start(conn: &mut Connection, changed: bool, keys_possible: Option<bool>) -> Result<Self> {
         let watch = TableWatch {
-            wants_before: with_schema,
+            changed,
             before: std::cell::RefCell::new(None),
             schema: std::cell::RefCell::new(None),
             seen: Arc::new(Mutex::new(Seen::default())),
@@ -2555,17 +2551,19 @@ impl TableWatch {
         };
         // Without `Changed`, and while no table can have a foreign key,
         // there is nothing to record.
-        if with_schema || keys_possible != Some(false) {
+        if changed || keys_possible != Some(false) {
             watch.install(conn)?;
         }
         Ok(watch)
     }
 
-    /// At the start of each write transaction, before any of its files
-    /// runs: for `Changed`, the first one reads the tables as they are
-    /// before the run (which then also tell whether a foreign key exists).
-    fn begin(&self, conn: &Connection) -> Result<()> {
-        if !self.wants_before || self.before.borrow().is_some() {
+    /// For `Changed`, before the first file of the run that may rename a
+    /// table (inside its write transaction, before it runs): reads the
+    /// tables as they are then (which also tell whether a foreign key
+    /// exists). The tables the files before it touched are the
+    /// authorizer's, and none of those files renamed one.
+    fn read_before(&self, conn: &Connection) -> Result<()> {
+        if !self.changed || self.before.borrow().is_some() {
             return Ok(());
         }
         let Schema {
@@ -2677,6 +2675,9 @@ impl TableWatch {
     /// whether this one may create a foreign key (then watch it) or
     /// replace rows.
     fn start_migration(&self, conn: &mut Connection, mentions: Mentions) -> Result<()> {
+        if mentions.rename {
+            self.read_before(conn)?;
+        }
         if self.foreign_keys_possible.get() != Some(true) && mentions.references {
             self.foreign_keys_possible.set(Some(true));
             self.install(conn)?;
@@ -2710,14 +2711,15 @@ impl TableWatch {
     fn current_schema(&self, conn: &Connection) -> Result<()> {
         let changed = std::mem::replace(&mut lock(&self.seen).schema_changed, false);
         if changed || self.schema.borrow().is_none() {
-            // `Changed` compares every table before and after; the
-            // foreign-key scope needs only the tables that may have a
-            // foreign key.
+            // `Changed`, once it has read the tables before a rename,
+            // compares every table before and after; the foreign-key scope
+            // needs only the tables that may have a foreign key.
+            let all = self.before.borrow().is_some();
             let Schema {
                 tables: schema,
                 replaces,
                 triggers,
-            } = tables(conn, self.wants_before)?;
+            } = tables(conn, all)?;
             *self.triggers.borrow_mut() = triggers;
             // Sticky: a trigger that replaced rows may be gone by now.
             self.schema_replaces
@@ -2824,18 +2826,15 @@ impl TableWatch {
             conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
                 .map_err(|e| Error::sqlite("cannot remove the authorizer", e))?;
         }
-        let before = self.before.borrow();
-        let Some(before) = before.as_ref().filter(|_| read) else {
+        if !self.changed || !read {
             return Ok(None);
-        };
+        }
         // A file that wrote sqlite_master itself may have changed any
         // table or index (an index's SQL too, which the comparison of
         // tables would not see): check everything.
         if lock(&self.seen).run_schema_edited {
             return Ok(None);
         }
-        self.current_schema(conn)?;
-        let after = self.schema.borrow();
         let (mut written, reindexed) = {
             let seen = lock(&self.seen);
             (seen.run.clone(), seen.reindexed.clone())
@@ -2852,16 +2851,41 @@ impl TableWatch {
                 .map_err(|e| Error::sqlite("cannot read the schema", e))?;
             written.extend(table);
         }
-        let user_tables = after.iter().flatten().filter(|(name, _)| {
-            !name.starts_with("sqlite_") && name.as_str() != state::HISTORY_TABLE
-        });
-        let tables = user_tables.clone().count();
-        let touched: Vec<String> = user_tables
-            .filter(|(name, sql)| {
-                written.contains(name.as_str()) || before.get(name.as_str()) != Some(sql)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
+        let is_user_table =
+            |name: &str| !name.starts_with("sqlite_") && name != state::HISTORY_TABLE;
+        // The authorizer names a table as the statement spelled it.
+        let was_written = |name: &str| {
+            written.contains(name) || written.iter().any(|w| w.eq_ignore_ascii_case(name))
+        };
+        let before = self.before.borrow();
+        let (tables, touched): (usize, Vec<String>) = if let Some(before) = before.as_ref() {
+            // A file renamed a table: compare every table now with before.
+            self.current_schema(conn)?;
+            let after = self.schema.borrow();
+            let user_tables = after
+                .iter()
+                .flatten()
+                .filter(|(name, _)| is_user_table(name));
+            let touched = user_tables
+                .clone()
+                .filter(|(name, sql)| was_written(name) || before.get(name.as_str()) != Some(sql))
+                .map(|(name, _)| name.clone())
+                .collect();
+            (user_tables.count(), touched)
+        } else {
+            // Every table the run touched is the authorizer's: the ones of
+            // them that exist now (not dropped by the run).
+            let names = table_names(conn)?;
+            let user_tables = names.into_iter().filter(|name| is_user_table(name));
+            let (mut tables, mut touched) = (0, Vec::new());
+            for name in user_tables {
+                tables += 1;
+                if was_written(&name) {
+                    touched.push(name);
+                }
+            }
+            (tables, touched)
+        };
         if !touched.is_empty() && touched.len() == tables {
             return Ok(None);
         }
@@ -2998,10 +3022,25 @@ fn may_name(sql: &str, table: &str) -> bool {
 
 /// The names of the connection's temporary triggers.
 fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
-    let context = "cannot read the connection's temporary triggers";
-    let mut stmt = conn
-        .prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger'")
-        .map_err(|e| Error::sqlite(context, e))?;
+    names(
+        conn,
+        "SELECT name FROM temp.sqlite_master WHERE type = 'trigger'",
+        "cannot read the connection's temporary triggers",
+    )
+}
+
+/// The names of the main database's tables.
+fn table_names(conn: &Connection) -> Result<Vec<String>> {
+    names(
+        conn,
+        "SELECT name FROM main.sqlite_master WHERE type = 'table'",
+        "cannot read the database's schema",
+    )
+}
+
+/// The first column of each row of `query`, a name.
+fn names(conn: &Connection, query: &str, context: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(query).map_err(|e| Error::sqlite(context, e))?;
     let names = stmt
         .query_map([], |r| r.get(0))
         .map_err(|e| Error::sqlite(context, e))?

@@ -41,6 +41,10 @@ pub struct Mentions {
     /// `DETACH`: the file may detach a database of the caller's, whose
     /// settings the runner then puts back when it attaches it again.
     pub detach: bool,
+    /// `RENAME`: the file may rename a table (`ALTER TABLE ... RENAME
+    /// TO`), which SQLite's authorizer reports by its old name only; then
+    /// the `Changed` integrity check compares the schema before and after.
+    pub rename: bool,
 }
 
 impl Mentions {
@@ -54,6 +58,7 @@ impl Mentions {
         pragma: true,
         history: true,
         detach: true,
+        rename: true,
     };
 
     /// The words `sql` contains, found in one pass.
@@ -61,7 +66,7 @@ impl Mentions {
         let text = sql.as_bytes();
         let mut found = Mentions::default();
         let mut from = 0;
-        // The first four words start with R, `pragma` has an R at a known
+        // The first five words start with R, `pragma` has an R at a known
         // place, the next three have an underscore at a known place, and
         // `detach` ends in an H: look only where an R, a `_` or an H is.
         while let Some(at) = text.get(from..).and_then(|rest| {
@@ -86,6 +91,7 @@ impl Mentions {
                     found.references |= is_at(0, "references");
                     found.savepoint_control |= is_at(0, "rollback") || is_at(0, "release");
                     found.replace |= is_at(0, "replace");
+                    found.rename |= is_at(0, "rename");
                     found.pragma |= is_at(1, "pragma");
                 }
             }
@@ -109,6 +115,7 @@ impl Mentions {
             pragma: self.pragma || other.pragma,
             history: self.history || other.history,
             detach: self.detach || other.detach,
+            rename: self.rename || other.rename,
         }
     }
 
@@ -122,6 +129,7 @@ impl Mentions {
             | (self.pragma as u16) << 5
             | (self.history as u16) << 6
             | (self.detach as u16) << 7
+            | (self.rename as u16) << 8
     }
 
     /// The inverse of [`Mentions::to_bits`].
@@ -135,6 +143,7 @@ impl Mentions {
             pragma: bits & 1 << 5 != 0,
             history: bits & 1 << 6 != 0,
             detach: bits & 1 << 7 != 0,
+            rename: bits & 1 << 8 != 0,
         }
     }
 }
@@ -236,6 +245,21 @@ mod tests {
             ("detach aux", detach),
             ("hdetach", detach),
             ("detac etach h", none),
+            (
+                "ALTER TABLE a RENAME TO b",
+                Mentions {
+                    rename: true,
+                    ..none
+                },
+            ),
+            (
+                "ReNaMe",
+                Mentions {
+                    rename: true,
+                    ..none
+                },
+            ),
+            ("renam enam", none),
         ] {
             assert_eq!(Mentions::of(sql), expected, "{sql:?}");
         }
@@ -273,6 +297,9 @@ mod tests {
             "detach",
             "DeTaCh",
             "detac",
+            "rename",
+            "RENAME",
+            "renam",
             "é",
         ];
         let naive = |sql: &str| Mentions {
@@ -284,6 +311,7 @@ mod tests {
             pragma: contains(sql, "pragma"),
             history: contains(sql, "_migrate_history"),
             detach: contains(sql, "detach"),
+            rename: contains(sql, "rename"),
         };
         for a in parts {
             for b in parts {
@@ -298,12 +326,12 @@ mod tests {
     /// Every combination of words survives the bits the macro writes.
     #[test]
     fn bits_round_trip() {
-        for bits in 0..=u8::MAX {
-            let m = Mentions::from_bits(u16::from(bits));
-            assert_eq!(m.to_bits(), u16::from(bits));
+        for bits in 0..=0x1ff_u16 {
+            let m = Mentions::from_bits(bits);
+            assert_eq!(m.to_bits(), bits);
             assert_eq!(Mentions::from_bits(m.to_bits()), m);
         }
-        assert_eq!(Mentions::ALL.to_bits(), 0xff);
+        assert_eq!(Mentions::ALL.to_bits(), 0x1ff);
         assert_eq!(
             Mentions::default().union(Mentions::of("detach")),
             Mentions::of("detach")
