@@ -359,6 +359,7 @@ pub fn drive(args: &Args) -> Res<()> {
             (&bins[0], "ours-changed/fk-off", "tpl-ours.db"),
             (&bins[0], "ours-off/fk-off", "tpl-ours.db"),
             (&bins[0], "plain+check(table)", "tpl-plain.db"),
+            (&bins[0], "plain+history+check(table)", "tpl-ours.db"),
             (&bins[0], "plain+fk_check", "tpl-plain.db"),
             (&bins[1], RM, "tpl-rm.db"),
             (&bins[1], "plain", "tpl-plain.db"),
@@ -660,7 +661,11 @@ fn report(store: &Store, config: &Config) -> String {
              \"× plain\" is the median of per-iteration ratios to plain rusqlite in \
              the same process (one transaction per migration; for all-in-one \
              variants, one transaction in all). Ours runs its default integrity \
-             check (full).\n"
+             check (full). `plain-single+history` is plain all in one plus, in \
+             its transaction, a history row per file and `user_version`; \
+             `+check` adds `PRAGMA integrity_check` after: the least any \
+             migrator that records its migrations (and checks the database) \
+             does.\n"
         );
         let _ = writeln!(o, "| journal | runner | median | p25 – p75 | × plain |");
         let _ = writeln!(o, "|---|---|---|---|---|");
@@ -696,6 +701,17 @@ fn report(store: &Store, config: &Config) -> String {
                     "| 2 {journal}: all in one ≤ 1.05× plain | {r:.3}× | {} |",
                     verdict(r <= 1.05)
                 ));
+            }
+            for (v, what) in [
+                ("plain-single+history", "plain all in one + history rows"),
+                (
+                    "plain-single+history+check",
+                    "plain all in one + history rows + `integrity_check`",
+                ),
+            ] {
+                if let Some(r) = store.ratio(&group, v) {
+                    targets.push(format!("| 2 {journal}: (reference) {what} | {r:.3}× | – |"));
+                }
             }
             for v in [
                 "ours-changed",
@@ -733,7 +749,11 @@ fn report(store: &Store, config: &Config) -> String {
              (as a new connection has them), so that it runs the foreign-key check, \
              except the `/fk-off` variants, which run as the peers do. \
              `plain+check(table)` is plain plus `PRAGMA integrity_check(<changed \
-             table>)` (what a `changed` level would run); `plain+fk_check` is plain \
+             table>)` (what a `changed` level would run); \
+             `plain+history+check(table)` adds, in the migration's transaction, \
+             a history row and `user_version` (on ours' database, which has the \
+             table): the least any migrator that records its migrations and \
+             checks the changed table does; `plain+fk_check` is plain \
              plus a whole-database `PRAGMA foreign_key_check`.\n",
             config.rows, config.child
         );
@@ -753,6 +773,7 @@ fn report(store: &Store, config: &Config) -> String {
             "ours-changed/fk-off",
             "ours-off/fk-off",
             "plain+check(table)",
+            "plain+history+check(table)",
             "plain+fk_check",
             RM,
             "plain [rusqlite_migration build]",
@@ -822,6 +843,12 @@ fn report(store: &Store, config: &Config) -> String {
             if let Some(r) = store.ratio(&time_group, "plain+check(table)") {
                 targets.push(format!(
                     "| 5: (reference) plain + `integrity_check(settings)` | {r:.3}× | – |"
+                ));
+            }
+            if let Some(r) = store.ratio(&time_group, "plain+history+check(table)") {
+                targets.push(format!(
+                    "| 5: (reference) plain + history row + `integrity_check(settings)` \
+                     | {r:.3}× | – |"
                 ));
             }
         }

@@ -61,10 +61,14 @@ impl Library for Ours {
             "ours-single",
             "ours-single-changed",
             "ours-single-off",
+            // References: plain rusqlite all in one with the history rows,
+            // and with the full check too (`common::plain_with_history`).
+            "plain-single+history",
+            "plain-single+history+check",
         ]
     }
     fn single_variant(&self, variant: &str) -> bool {
-        variant.starts_with("ours-single")
+        variant.starts_with("ours-single") || variant.starts_with("plain-single")
     }
     fn prepare(&self, sqls: &[String]) -> Res<Prepared> {
         Ok(Box::new(load(sqls)?))
@@ -92,6 +96,24 @@ impl Library for Ours {
     /// What a constant-time check could cost: one cached statement that
     /// reads `user_version` and the newest history row in one implicit read
     /// transaction, compared with the newest migration's checksum.
+    fn history_table(&self, prepared: &Prepared) -> Res<Option<String>> {
+        // The table as the runner creates it: from a database it migrated.
+        let migrations = prepared
+            .downcast_ref::<Migrations>()
+            .ok_or("not our Migrations")?;
+        let mut conn = Connection::open_in_memory()?;
+        migrations
+            .migrator()
+            .target(1)
+            .integrity_check(IntegrityCheck::Off)
+            .migrate(&mut conn)?;
+        let sql: String = conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = '_migrate_history'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Some(sql))
+    }
     fn sketch(&self, conn: &Connection, prepared: &Prepared) -> Option<Res<()>> {
         let migrations = prepared.downcast_ref::<Migrations>()?;
         let run = || -> Res<()> {
