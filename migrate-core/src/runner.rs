@@ -44,12 +44,12 @@ pub enum IntegrityCheck {
     /// that the applied migrations created, rebuilt, altered, reindexed or
     /// wrote rows to, as SQLite's authorizer reports them (and, for a table
     /// a file renamed, a comparison of the schema before and after that
-    /// file shows). The cost follows what the migrations
-    /// touched, not the size of the database. When they touched every
-    /// table (a new database), one `PRAGMA integrity_check` runs instead:
-    /// cheaper than one per table, and it covers more; so it does after a
-    /// file that wrote `sqlite_master` itself (`PRAGMA writable_schema`),
-    /// which may have changed anything. The run installs its own
+    /// file shows). The cost follows what the migrations touched, not the
+    /// size of the database or of its schema. On a new database (no table
+    /// before the run), every table is the run's, and one `PRAGMA
+    /// integrity_check` runs instead: cheaper than one per table, and it
+    /// covers more; so it does after a file that wrote `sqlite_master`
+    /// itself (`PRAGMA writable_schema`), which may have changed anything. The run installs its own
     /// authorizer on the connection and removes it at the end, as it also
     /// does when the connection has foreign keys on (a connection can have
     /// one: install yours again after `migrate`).
@@ -2818,8 +2818,8 @@ impl TableWatch {
     }
 
     /// Removes the authorizer; for `Changed`, returns the touched tables
-    /// that exist now, or `None` when that is every table (one whole
-    /// check then costs less than one per table and covers more).
+    /// that exist now, or `None` for a whole check (after a file that
+    /// wrote `sqlite_master` itself, or when nothing may be read).
     /// `read`: whether the schema may be read (not after a lock timeout).
     fn finish(self, conn: &mut Connection, read: bool) -> Result<Option<Vec<String>>> {
         if self.installed.get() {
@@ -2858,36 +2858,32 @@ impl TableWatch {
             written.contains(name) || written.iter().any(|w| w.eq_ignore_ascii_case(name))
         };
         let before = self.before.borrow();
-        let (tables, touched): (usize, Vec<String>) = if let Some(before) = before.as_ref() {
+        if let Some(before) = before.as_ref() {
             // A file renamed a table: compare every table now with before.
             self.current_schema(conn)?;
             let after = self.schema.borrow();
-            let user_tables = after
+            let touched = after
                 .iter()
                 .flatten()
-                .filter(|(name, _)| is_user_table(name));
-            let touched = user_tables
-                .clone()
-                .filter(|(name, sql)| was_written(name) || before.get(name.as_str()) != Some(sql))
+                .filter(|(name, sql)| {
+                    is_user_table(name)
+                        && (was_written(name) || before.get(name.as_str()) != Some(sql))
+                })
                 .map(|(name, _)| name.clone())
                 .collect();
-            (user_tables.count(), touched)
-        } else {
-            // Every table the run touched is the authorizer's: the ones of
-            // them that exist now (not dropped by the run).
-            let names = table_names(conn)?;
-            let user_tables = names.into_iter().filter(|name| is_user_table(name));
-            let (mut tables, mut touched) = (0, Vec::new());
-            for name in user_tables {
-                tables += 1;
-                if was_written(&name) {
-                    touched.push(name);
-                }
+            return Ok(Some(touched));
+        }
+        // Every table the run touched is the authorizer's: the ones of them
+        // that exist now (not dropped by the run), as SQLite's schema in
+        // memory says, without reading every table's row of sqlite_master.
+        let mut touched: Vec<String> = Vec::new();
+        for name in written.iter().filter(|name| is_user_table(name)) {
+            if touched.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+                continue;
             }
-            (tables, touched)
-        };
-        if !touched.is_empty() && touched.len() == tables {
-            return Ok(None);
+            if table_exists(conn, name)? {
+                touched.push(name.clone());
+            }
         }
         Ok(Some(touched))
     }
@@ -3029,13 +3025,14 @@ fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
     )
 }
 
-/// The names of the main database's tables.
-fn table_names(conn: &Connection) -> Result<Vec<String>> {
-    names(
-        conn,
-        "SELECT name FROM main.sqlite_master WHERE type = 'table'",
-        "cannot read the database's schema",
-    )
+/// Whether the main database has a table (or view) of that name, from
+/// SQLite's schema in memory: `PRAGMA table_info` has a row for each column
+/// of one that exists, and none otherwise.
+fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
+    let pragma = format!("PRAGMA main.table_info('{}')", name.replace('\'', "''"));
+    conn.prepare(&pragma)
+        .and_then(|mut stmt| stmt.exists([]))
+        .map_err(|e| Error::sqlite("cannot read the database's schema", e))
 }
 
 /// The first column of each row of `query`, a name.

@@ -1513,6 +1513,47 @@ fn changed_integrity_checks_a_table_under_its_new_name_and_as_the_schema_spells_
 }
 
 #[test]
+fn changed_integrity_skips_what_the_run_dropped_and_checks_what_a_view_wrote() {
+    // A table the run wrote and then dropped is gone: nothing to check, and
+    // no error. Rows written through a view's INSTEAD OF trigger land in
+    // the trigger's table, which is checked (here: the damaged one).
+    let (_d, m) = load(&[
+        (
+            "001_scratch.sql",
+            "CREATE TABLE scratch (a); INSERT INTO scratch VALUES (1); DROP TABLE scratch;",
+        ),
+        (
+            "002_view.sql",
+            "CREATE VIEW v AS SELECT x FROM t;\n\
+             CREATE TRIGGER v_insert INSTEAD OF INSERT ON v BEGIN INSERT INTO t VALUES (NEW.x); END;",
+        ),
+        ("003_write.sql", "INSERT INTO v VALUES (1);"),
+    ]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE other (a)").unwrap();
+    let report = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .target(1)
+        .migrate(&mut conn)
+        .unwrap();
+    assert_eq!(
+        report.integrity(),
+        IntegrityOutcome::Ok(IntegrityCheck::Changed)
+    );
+    corrupt_table(&conn, "t");
+    let err = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .migrate(&mut conn)
+        .unwrap_err();
+    match err {
+        Error::Integrity { problems, .. } => assert_eq!(problems, ["NULL value in t.x"]),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
 fn foreign_key_check_covers_children_of_changed_parents() {
     // Deleting parent rows orphans rows of an untouched child table.
     let (_d, m) = load(&[
