@@ -8,6 +8,7 @@ use migrate_rules::Mentions;
 use rusqlite::config::DbConfig;
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
 use rusqlite::{Batch, Connection, OptionalExtension};
 
 use crate::error::{is_busy, is_full, with_path, Error, Hint, Outcome, Result};
@@ -2563,7 +2564,9 @@ impl TableWatch {
     /// exists). The tables the files before it touched are the
     /// authorizer's, and none of those files renamed one.
     fn read_before(&self, conn: &Connection) -> Result<()> {
-        if !self.changed || self.before.borrow().is_some() {
+        // After a file that wrote sqlite_master itself, the run checks the
+        // whole database: no comparison needed.
+        if !self.changed || self.before.borrow().is_some() || lock(&self.seen).run_schema_edited {
             return Ok(());
         }
         let Schema {
@@ -2603,7 +2606,11 @@ impl TableWatch {
                 AuthAction::Delete { table_name }
                 | AuthAction::DropTable { table_name }
                 | AuthAction::DropIndex { table_name, .. } => (Some(table_name), false, true),
-                AuthAction::CreateIndex { table_name, .. } => (Some(table_name), false, false),
+                // A virtual table's contents are its module's to check
+                // (`integrity_check(<table>)` asks it); it has no foreign
+                // keys.
+                AuthAction::CreateIndex { table_name, .. }
+                | AuthAction::CreateVtable { table_name, .. } => (Some(table_name), false, false),
                 _ => (None, false, false),
             };
             // A trigger the step drops may have replaced rows before it
@@ -3089,10 +3096,19 @@ fn tables(conn: &Connection, all: bool) -> Result<Schema> {
         triggers: BTreeSet::new(),
     };
     while let Some(row) = rows.next().map_err(|e| Error::sqlite(context, e))? {
+        // The SQL as bytes: SQL that is not UTF-8 (written under `PRAGMA
+        // writable_schema`) is compared and scanned all the same.
         let (is_table, name, sql): (bool, String, String) = (
             row.get(0).map_err(|e| Error::sqlite(context, e))?,
             row.get(1).map_err(|e| Error::sqlite(context, e))?,
-            row.get(2).map_err(|e| Error::sqlite(context, e))?,
+            row.get_ref(2)
+                .map(|value| match value {
+                    ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                        String::from_utf8_lossy(bytes).into_owned()
+                    }
+                    _ => String::new(),
+                })
+                .map_err(|e| Error::sqlite(context, e))?,
         );
         // One pass over each table's SQL, at each read.
         let mentions = Mentions::of(&sql);

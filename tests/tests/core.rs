@@ -1369,11 +1369,38 @@ fn corrupt_table(conn: &Connection, table: &str) {
     conn.execute_batch(&declare_not_null(table)).unwrap();
 }
 
-/// What the `Changed` check of a run that must fail on it reports.
-fn changed_problems(m: &Migrations, conn: &mut Connection) -> Vec<String> {
+/// A run with the `Changed` check (to `target`, if given), which must pass
+/// it, with one transaction per migration or (`single`) all in one.
+fn changed_ok(
+    m: &Migrations,
+    conn: &mut Connection,
+    target: Option<u32>,
+    single: bool,
+) -> migrate_core::Report {
+    let mut migrator = m
+        .migrator()
+        .integrity_check(IntegrityCheck::Changed)
+        .single_transaction(single);
+    if let Some(target) = target {
+        migrator = migrator.target(target);
+    }
+    let report = migrator
+        .migrate(conn)
+        .unwrap_or_else(|e| panic!("single {single}: {e}"));
+    assert_eq!(
+        report.integrity(),
+        IntegrityOutcome::Ok(IntegrityCheck::Changed)
+    );
+    report
+}
+
+/// What the `Changed` check of a run that must fail on it reports, with
+/// one transaction per migration or (`single`) all in one.
+fn changed_problems(m: &Migrations, conn: &mut Connection, single: bool) -> Vec<String> {
     match m
         .migrator()
         .integrity_check(IntegrityCheck::Changed)
+        .single_transaction(single)
         .migrate(conn)
     {
         Err(Error::Integrity { problems, .. }) => problems,
@@ -1404,15 +1431,7 @@ fn changed_integrity_checks_only_what_the_migrations_touched() {
         .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }), "{err:?}");
     let mut conn = setup();
-    let report = m
-        .migrator()
-        .integrity_check(IntegrityCheck::Changed)
-        .migrate(&mut conn)
-        .unwrap();
-    assert_eq!(
-        report.integrity(),
-        IntegrityOutcome::Ok(IntegrityCheck::Changed)
-    );
+    let report = changed_ok(&m, &mut conn, None, false);
     assert!(
         report
             .to_string()
@@ -1425,7 +1444,7 @@ fn changed_integrity_checks_only_what_the_migrations_touched() {
     let mut conn = Connection::open_in_memory().unwrap();
     corrupt_table(&conn, "t");
     assert_eq!(
-        changed_problems(&data_only, &mut conn),
+        changed_problems(&data_only, &mut conn, false),
         ["NULL value in t.x"]
     );
     // The authorizer is removed after the run: the connection is the user's again.
@@ -1500,21 +1519,10 @@ fn changed_integrity_checks_a_table_under_its_new_name_and_as_the_schema_spells_
             let (_d, m) = load(files);
             let mut conn = Connection::open_in_memory().unwrap();
             corrupt_table(&conn, "t");
-            // An untouched, healthy table: the run did not touch every
-            // table, so it checks only the ones it did.
+            // An untouched table, which the check leaves out.
             conn.execute_batch("CREATE TABLE other (a)").unwrap();
-            let err = m
-                .migrator()
-                .integrity_check(IntegrityCheck::Changed)
-                .single_transaction(single)
-                .migrate(&mut conn)
-                .unwrap_err();
-            match err {
-                Error::Integrity { problems, .. } => {
-                    assert_eq!(problems, [problem], "{case}, single {single}")
-                }
-                other => panic!("{case}, single {single}: unexpected {other:?}"),
-            }
+            let problems = changed_problems(&m, &mut conn, single);
+            assert_eq!(problems, [problem], "{case}, single {single}");
         }
     }
 }
@@ -1538,18 +1546,70 @@ fn changed_integrity_skips_what_the_run_dropped_and_checks_what_a_view_wrote() {
     ]);
     let mut conn = Connection::open_in_memory().unwrap();
     conn.execute_batch("CREATE TABLE other (a)").unwrap();
-    let report = m
-        .migrator()
-        .integrity_check(IntegrityCheck::Changed)
-        .target(1)
-        .migrate(&mut conn)
-        .unwrap();
-    assert_eq!(
-        report.integrity(),
-        IntegrityOutcome::Ok(IntegrityCheck::Changed)
-    );
+    changed_ok(&m, &mut conn, Some(1), false);
     corrupt_table(&conn, "t");
-    assert_eq!(changed_problems(&m, &mut conn), ["NULL value in t.x"]);
+    assert_eq!(
+        changed_problems(&m, &mut conn, false),
+        ["NULL value in t.x"]
+    );
+}
+
+#[test]
+fn changed_integrity_checks_a_virtual_table_the_run_created() {
+    // SQLite's check of a virtual table asks its module (here FTS5 and
+    // R*Tree find their shadow tables out of step with each other).
+    let cases = [
+        (
+            "CREATE VIRTUAL TABLE f USING fts5(x);\n\
+             INSERT INTO f_content(id, c0) VALUES (1, 'hello world');",
+            "malformed inverted index for FTS5 table main.f",
+        ),
+        (
+            "CREATE VIRTUAL TABLE r USING rtree(id, x0, x1);\n\
+             INSERT INTO r_rowid VALUES (5, 99);",
+            "Wrong number of entries in %_rowid table",
+        ),
+    ];
+    for (sql, problem) in cases {
+        for single in [false, true] {
+            let (_d, m) = load(&[("001_virtual.sql", sql)]);
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE other (a)").unwrap();
+            let problems = changed_problems(&m, &mut conn, single);
+            assert!(
+                problems.iter().any(|p| p.contains(problem)),
+                "{sql}, single {single}: {problems:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn changed_integrity_reads_schema_sql_that_is_not_utf8() {
+    // A file edits a table's SQL under writable_schema to bytes that are
+    // not UTF-8 (SQLite stores them as they are), then a later file of the
+    // run renames a table: the run reads the schema around the rename all
+    // the same, and checks the whole database after the edit.
+    let edit = "PRAGMA writable_schema = ON;\n\
+                UPDATE sqlite_master SET sql = CAST(x'435245415445205441424c4520762028782044454641554c542027ff2729' AS TEXT) WHERE name = 'v';\n\
+                PRAGMA writable_schema = OFF;";
+    let (_d, m) = load(&[
+        ("001_edit.sql", edit),
+        ("002_rename.sql", "ALTER TABLE t RENAME TO u;"),
+    ]);
+    for single in [false, true] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x); CREATE TABLE v (x DEFAULT 'a');")
+            .unwrap();
+        assert_eq!(changed_ok(&m, &mut conn, None, single).version(), 2);
+    }
+    // The same SQL there before the run, which only renames.
+    let (_d, rename) = load(&[("001_rename.sql", "ALTER TABLE t RENAME TO u;")]);
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE t (x); CREATE TABLE v (x DEFAULT 'a');")
+        .unwrap();
+    conn.execute_batch(edit).unwrap();
+    changed_ok(&rename, &mut conn, None, false);
 }
 
 #[test]
