@@ -3032,13 +3032,23 @@ fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
     )
 }
 
-/// Whether the main database has a table (or view) of that name, from
-/// SQLite's schema in memory: `PRAGMA table_info` has a row for each column
-/// of one that exists, and none otherwise.
+/// Whether the main database has a table (or a view: its check finds
+/// nothing) of that name, from SQLite's schema in memory: `PRAGMA
+/// table_info` has a row for each column of one that exists, and none
+/// otherwise. For a view SQLite works out the columns, which fails when
+/// the view uses a table or function that is not there: then the schema
+/// table says whether the name is a table.
 fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
     let pragma = format!("PRAGMA main.table_info('{}')", name.replace('\'', "''"));
     conn.prepare(&pragma)
         .and_then(|mut stmt| stmt.exists([]))
+        .or_else(|_| {
+            conn.prepare(
+                "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1 \
+                 COLLATE NOCASE",
+            )
+            .and_then(|mut stmt| stmt.exists([name]))
+        })
         .map_err(|e| Error::sqlite("cannot read the database's schema", e))
 }
 

@@ -1555,6 +1555,31 @@ fn changed_integrity_skips_what_the_run_dropped_and_checks_what_a_view_wrote() {
 }
 
 #[test]
+fn changed_integrity_is_not_stopped_by_a_view_the_run_left_broken() {
+    // The run writes the damaged table through a view's trigger, then
+    // drops the table the view reads: the view's columns can no longer be
+    // worked out, which must not keep the damage from being reported.
+    let (_d, m) = load(&[(
+        "001_view.sql",
+        "CREATE VIEW v AS SELECT x FROM src;\n\
+         CREATE TRIGGER v_insert INSTEAD OF INSERT ON v BEGIN INSERT INTO t VALUES (NEW.x); END;\n\
+         INSERT INTO v VALUES (1);\n\
+         DROP TABLE src;",
+    )]);
+    for single in [false, true] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        corrupt_table(&conn, "t");
+        conn.execute_batch("CREATE TABLE src (x); CREATE TABLE other (a);")
+            .unwrap();
+        assert_eq!(
+            changed_problems(&m, &mut conn, single),
+            ["NULL value in t.x"],
+            "single {single}"
+        );
+    }
+}
+
+#[test]
 fn changed_integrity_checks_a_virtual_table_the_run_created() {
     // SQLite's check of a virtual table asks its module (here FTS5 and
     // R*Tree find their shadow tables out of step with each other).
