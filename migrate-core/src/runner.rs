@@ -50,10 +50,11 @@ pub enum IntegrityCheck {
     /// before the run), every table is the run's, and one `PRAGMA
     /// integrity_check` runs instead: cheaper than one per table, and it
     /// covers more; so it does after a file that wrote `sqlite_master`
-    /// itself (`PRAGMA writable_schema`), which may have changed anything. The run installs its own
-    /// authorizer on the connection and removes it at the end, as it also
-    /// does when the connection has foreign keys on (a connection can have
-    /// one: install yours again after `migrate`).
+    /// itself (`PRAGMA writable_schema`), which may have changed anything.
+    /// The run installs its own authorizer on the connection and removes
+    /// it at the end, as it also does when the connection has foreign keys
+    /// on (a connection can have one: install yours again after
+    /// `migrate`).
     Changed,
     /// No check.
     Off,
@@ -3025,11 +3026,16 @@ fn may_name(sql: &str, table: &str) -> bool {
 
 /// The names of the connection's temporary triggers.
 fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
-    names(
-        conn,
-        "SELECT name FROM temp.sqlite_master WHERE type = 'trigger'",
-        "cannot read the connection's temporary triggers",
-    )
+    let context = "cannot read the connection's temporary triggers";
+    let mut stmt = conn
+        .prepare("SELECT name FROM temp.sqlite_master WHERE type = 'trigger'")
+        .map_err(|e| Error::sqlite(context, e))?;
+    let names = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(|e| Error::sqlite(context, e))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| Error::sqlite(context, e))?;
+    Ok(names)
 }
 
 /// Whether the main database has a table (or a view: its check finds
@@ -3050,17 +3056,6 @@ fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
             .and_then(|mut stmt| stmt.exists([name]))
         })
         .map_err(|e| Error::sqlite("cannot read the database's schema", e))
-}
-
-/// The first column of each row of `query`, a name.
-fn names(conn: &Connection, query: &str, context: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(query).map_err(|e| Error::sqlite(context, e))?;
-    let names = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(|e| Error::sqlite(context, e))?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(|e| Error::sqlite(context, e))?;
-    Ok(names)
 }
 
 /// The main database's tables and their SQL, its triggers, and whether a
