@@ -2435,25 +2435,39 @@ fn integrity_check(
     touched: Option<&[String]>,
     version: u32,
 ) -> Result<IntegrityOutcome> {
-    let pragmas: Vec<String> = match (check, touched) {
-        (IntegrityCheck::Full, _) => vec!["PRAGMA main.integrity_check".to_owned()],
-        (IntegrityCheck::Quick, _) => vec!["PRAGMA main.quick_check".to_owned()],
+    // Each check, with the table it is limited to.
+    let pragmas: Vec<(String, Option<&str>)> = match (check, touched) {
+        (IntegrityCheck::Full, _) => vec![("PRAGMA main.integrity_check".to_owned(), None)],
+        (IntegrityCheck::Quick, _) => vec![("PRAGMA main.quick_check".to_owned(), None)],
         (IntegrityCheck::Changed, Some(tables)) => tables
             .iter()
-            .map(|t| format!("PRAGMA main.integrity_check('{}')", t.replace('\'', "''")))
+            .map(|t| {
+                let pragma = format!("PRAGMA main.integrity_check('{}')", t.replace('\'', "''"));
+                (pragma, Some(t.as_str()))
+            })
             .collect(),
-        (IntegrityCheck::Changed, None) => vec!["PRAGMA main.integrity_check".to_owned()],
+        (IntegrityCheck::Changed, None) => {
+            vec![("PRAGMA main.integrity_check".to_owned(), None)]
+        }
         (IntegrityCheck::Off, _) => return Ok(IntegrityOutcome::Skipped),
     };
     let mut problems = Vec::new();
-    for pragma in &pragmas {
+    for (pragma, table) in &pragmas {
         let context = format!(
             "cannot run {pragma} after migrating to version {version} (the migrations were \
              committed; check the database by hand)"
         );
-        let mut stmt = conn
-            .prepare(pragma)
-            .map_err(|e| Error::sqlite(context.clone(), e))?;
+        let mut stmt = match conn.prepare(pragma) {
+            Ok(stmt) => stmt,
+            // A table the run wrote and then dropped: SQLite refuses to
+            // check a table it does not have. (A view, even one the run left
+            // unreadable, is checked as nothing to check.) Only when the
+            // schema says so is the table passed over.
+            Err(e) => match table.map(|table| table_exists(conn, table)) {
+                Some(Ok(false)) => continue,
+                _ => return Err(Error::sqlite(context, e)),
+            },
+        };
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(|e| Error::sqlite(context.clone(), e))?
@@ -2881,15 +2895,12 @@ impl TableWatch {
                 .collect();
             return Ok(Some(touched));
         }
-        // Every table the run touched is the authorizer's: the ones of them
-        // that exist now (not dropped by the run), as SQLite's schema in
-        // memory says, without reading every table's row of sqlite_master.
+        // Every table the run touched is the authorizer's, once each (it
+        // names a table as each statement spelled it). One the run dropped
+        // is passed over by the check itself (see `integrity_check`).
         let mut touched: Vec<String> = Vec::new();
         for name in written.iter().filter(|name| is_user_table(name)) {
-            if touched.iter().any(|t| t.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            if table_exists(conn, name)? {
+            if !touched.iter().any(|t| t.eq_ignore_ascii_case(name)) {
                 touched.push(name.clone());
             }
         }
@@ -3038,24 +3049,14 @@ fn temporary_triggers(conn: &Connection) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether the main database has a table (or a view: its check finds
-/// nothing) of that name, from SQLite's schema in memory: `PRAGMA
-/// table_info` has a row for each column of one that exists, and none
-/// otherwise. For a view SQLite works out the columns, which fails when
-/// the view uses a table or function that is not there: then the schema
-/// table says whether the name is a table.
+/// Whether the main database has a table of that name, as its schema
+/// table says (SQLite compares table names without regard to ASCII case).
 fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
-    let pragma = format!("PRAGMA main.table_info('{}')", name.replace('\'', "''"));
-    conn.prepare(&pragma)
-        .and_then(|mut stmt| stmt.exists([]))
-        .or_else(|_| {
-            conn.prepare(
-                "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1 \
-                 COLLATE NOCASE",
-            )
-            .and_then(|mut stmt| stmt.exists([name]))
-        })
-        .map_err(|e| Error::sqlite("cannot read the database's schema", e))
+    conn.prepare(
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+    )
+    .and_then(|mut stmt| stmt.exists([name]))
+    .map_err(|e| Error::sqlite("cannot read the database's schema", e))
 }
 
 /// The main database's tables and their SQL, its triggers, and whether a

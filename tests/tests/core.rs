@@ -1529,13 +1529,15 @@ fn changed_integrity_checks_a_table_under_its_new_name_and_as_the_schema_spells_
 
 #[test]
 fn changed_integrity_skips_what_the_run_dropped_and_checks_what_a_view_wrote() {
-    // A table the run wrote and then dropped is gone: nothing to check, and
-    // no error. Rows written through a view's INSTEAD OF trigger land in
-    // the trigger's table, which is checked (here: the damaged one).
+    // A table the run wrote and then dropped is gone, and a temporary
+    // table is not in the main database: nothing to check, and no error.
+    // Rows written through a view's INSTEAD OF trigger land in the
+    // trigger's table, which is checked (here: the damaged one).
     let (_d, m) = load(&[
         (
             "001_scratch.sql",
-            "CREATE TABLE scratch (a); INSERT INTO scratch VALUES (1); DROP TABLE scratch;",
+            "CREATE TABLE scratch (a); INSERT INTO scratch VALUES (1); DROP TABLE scratch;\n\
+             CREATE TEMP TABLE notes (a); INSERT INTO notes VALUES (1);",
         ),
         (
             "002_view.sql",
