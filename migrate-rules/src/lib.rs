@@ -332,11 +332,14 @@ pub fn hex(bytes: &[u8; 32]) -> String {
 /// allocates once).
 pub fn hex_to(bytes: &[u8; 32], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.clear();
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    let mut digits = [0u8; 64];
+    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
+    out.clear();
+    // ASCII digits and letters only: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
 }
 
 /// The inverse of [`hex`]; `None` unless `s` is 64 hexadecimal characters.

@@ -99,6 +99,10 @@ fn checksum_ignores_bom_and_crlf_only() {
     );
     assert_eq!(parse_hex(&hex(&lf)), Some(lf));
     assert_eq!(parse_hex("xyz"), None);
+    // A reused buffer holds the new digits only.
+    let mut reused = hex(&lf);
+    crate::hex_to(&checksum("abc"), &mut reused);
+    assert_eq!(reused, hex(&checksum("abc")));
 }
 
 #[test]
