@@ -2840,7 +2840,8 @@ impl TableWatch {
     }
 
     /// Removes the authorizer; for `Changed`, returns the touched tables
-    /// that exist now, or `None` for a whole check (after a file that
+    /// (some may have been dropped by the run since: `integrity_check`
+    /// passes those over), or `None` for a whole check (after a file that
     /// wrote `sqlite_master` itself, or when nothing may be read).
     /// `read`: whether the schema may be read (not after a lock timeout).
     fn finish(self, conn: &mut Connection, read: bool) -> Result<Option<Vec<String>>> {
