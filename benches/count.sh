@@ -2,8 +2,8 @@
 # Scenario 5 (add a column to a small table next to a 1,000,000-row one) in
 # instructions, not seconds: each variant runs once under callgrind, which
 # counts the instructions of the timed part only (`common::time`). Unlike a
-# time, the count is the same from run to run whatever else the machine is
-# doing; it leaves out the kernel (the file writes and `fsync`), which is
+# time, the count repeats (to within a few dozen) whatever else the machine
+# is doing; it leaves out the kernel (the file writes and `fsync`), which is
 # most of this scenario's time. Needs valgrind.
 #
 #   benches/count.sh             prints a Markdown table on stdout
